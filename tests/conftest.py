@@ -1,0 +1,38 @@
+"""Shared fixtures. Area-specific fixtures live in each test folder's own conftest.py."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("LOBULE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (real data made by other people); tests using it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def demo_slide() -> Path:
+    """The bundled demo slide (real Aperio SVS, 2220x2967, one level, mpp 0.499)."""
+    from lobule.resources import DEMO_SLIDE
+
+    assert DEMO_SLIDE.is_file()
+    return DEMO_SLIDE
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory, monkeypatch):
+    """Keep tests away from the real user's settings and model folders."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.delenv("LOBULE_MODELS_DIR", raising=False)
