@@ -15,6 +15,7 @@ _REGISTRY: dict[str, type] = {}
 
 # Modules whose import registers architectures. Each area adds its module here.
 _ARCHITECTURE_MODULES = (
+    "lobule.models.resnet",
     "lobule.models.deeplab",
     "lobule.models.unet",
     "lobule.models.laddernet",
