@@ -36,3 +36,14 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.delenv("LOBULE_MODELS_DIR", raising=False)
+
+
+@pytest.fixture(scope="session")
+def pyramid_tiff(tmp_path_factory) -> Path:
+    """A synthetic H&E-like tiled JPEG pyramidal TIFF: 4096x3072 px, 4 levels (downsamples
+    1, 2, 4, 8), 256 px tiles, mpp 0.5 in the resolution tags (OpenSlide and tiffslide both
+    report it); pink parenchyma, purple nuclei, white round lipid holes, white margin.
+    ``lobule.inference.slide.synthetic.render_he`` renders the same content for comparisons."""
+    from lobule.inference.slide.synthetic import write_pyramid_tiff
+
+    return write_pyramid_tiff(tmp_path_factory.mktemp("slides") / "pyramid.tif", size=(4096, 3072), mpp=0.5)

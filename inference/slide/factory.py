@@ -1,0 +1,189 @@
+"""``open_slide(path)``: check the path, recognise the format, pick the backend.
+
+Order: OpenSlide for everything it recognises (vendor formats, generic tiled TIFF), except
+OME-TIFF (OpenSlide would see only the first plane of its sub-IFD pyramid); tiffslide for other
+tiled/pyramidal TIFFs and as the fallback when OpenSlide fails on a TIFF; the plain-image reader
+for PNG/JPEG/BMP/GIF/WebP and non-pyramidal TIFF. Every failure a user can cause raises
+:class:`SlideError` (or :class:`UnsupportedFormatError`) with a one-line reason.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lobule.inference.errors import SlideError, UnsupportedFormatError
+from lobule.inference.slide.base import SlideReader
+from lobule.inference.slide.image import read_pil_image, read_tiff_image
+from lobule.inference.slide.levels import parse_mpp
+from lobule.inference.slide.wsi import OpenSlideReader, TiffSlideReader, _one_line
+
+# file signatures: (offset, magic, format name)
+_TIFF = ((0, b"II*\x00"), (0, b"MM\x00*"), (0, b"II+\x00"), (0, b"MM\x00+"))
+_IMAGES = (
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"),
+    (0, b"\xff\xd8\xff", "JPEG"),
+    (0, b"BM", "BMP"),
+    (0, b"GIF87a", "GIF"),
+    (0, b"GIF89a", "GIF"),
+)
+_UNSUPPORTED = (
+    (0, b"ZISRAWFILE", "a Zeiss CZI file (not read by OpenSlide or tiffslide; export it as OME-TIFF)"),
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "a JPEG 2000 (JP2) image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"PK\x03\x04", "a ZIP archive (unpack it first)"),
+    (0, b"\x1f\x8b", "a gzip-compressed file"),
+    (128, b"DICM", "a DICOM file that is not a whole-slide image"),
+    (344, b"n+1\x00", "a NIfTI volume (open it in the MRI/CT tab)"),
+)
+_SLIDE_SUFFIXES = {
+    ".svs": "an Aperio SVS", ".ndpi": "a Hamamatsu NDPI", ".mrxs": "a MIRAX", ".scn": "a Leica SCN",
+    ".bif": "a Ventana BIF", ".vms": "a Hamamatsu VMS", ".vmu": "a Hamamatsu VMU", ".svslide": "a Sakura",
+}
+
+
+def _head(path: Path, size: int = 512) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(size)
+    except OSError as error:
+        raise SlideError(f"{path}: cannot read ({error.strerror or error})") from None
+
+
+def _match(head: bytes, table) -> str | None:
+    for offset, magic, *name in table:
+        if head[offset : offset + len(magic)] == magic:
+            return name[0] if name else "TIFF"
+    return None
+
+
+def _dicom_in_folder(folder: Path) -> Path | None:
+    """A DICOM file of a DICOM-WSI folder (OpenSlide opens the series from any of its files)."""
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and (entry.suffix.lower() == ".dcm" or _head(entry, 132)[128:132] == b"DICM"):
+            return entry
+    return None
+
+
+def _check_tiff(path: Path) -> tuple[bool, bool]:
+    """(is_ome, is_tiled_or_pyramidal) of a TIFF.
+
+    Raises SlideError if tifffile cannot parse it or image data of its first pages or pyramid
+    levels lies beyond the end of the file (a truncated download or copy).
+    """
+    import tifffile
+
+    size = path.stat().st_size
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise ValueError("no image in file")
+            series = tif.series[0]
+            pages = [tif.pages[i] for i in range(min(len(tif.pages), 64))]
+            pages += [level.keyframe for level in series.levels]
+            end = 0
+            for page in pages:
+                offsets, counts = getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())
+                if len(offsets):
+                    end = max(end, max(o + c for o, c in zip(offsets, counts)))
+            tiled = series.keyframe.is_tiled or len(series.levels) > 1
+            is_ome = bool(tif.is_ome)
+    except Exception as error:  # noqa: BLE001 - any parser failure means a broken TIFF
+        raise SlideError(f"{path.name}: truncated or corrupt TIFF ({_one_line(error)[:200]})") from None
+    if end > size:
+        raise SlideError(f"{path.name}: truncated file ({size} bytes, its image data needs {end})")
+    return is_ome, bool(tiled)
+
+
+def _smoke_read(reader: SlideReader) -> None:
+    """Decode one pixel of the smallest stored level so a corrupt file fails at open."""
+    level = getattr(reader, "stored_level_count", reader.level_count) - 1
+    w, h = reader.level_dimensions[level]
+    ds = reader.level_downsamples[level]
+    reader.read_region((int(w // 2 * ds), int(h // 2 * ds)), level, (1, 1))
+
+
+def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
+    """Open a whole-slide image, a DICOM-WSI folder or a plain image as a :class:`SlideReader`.
+
+    Parameters
+    ----------
+    path : slide file (SVS, NDPI, MRXS, SCN, BIF, Philips/generic/OME TIFF, DICOM), a DICOM-WSI
+        folder, or a plain image (PNG, JPEG, BMP, GIF, non-pyramidal TIFF incl. 16-bit/grey).
+    mpp : micrometres per level-0 pixel given by the user: one number or (mpp_x, mpp_y). It
+        replaces the file's value (``mpp_source == "user"``). Without it a slide that does not
+        state its mpp has ``mpp is None``: never assumed.
+
+    Returns
+    -------
+    SlideReader with ``backend`` ``"openslide"``, ``"tiffslide"`` or ``"image"``.
+
+    Raises
+    ------
+    SlideError
+        Missing path, a folder without DICOM files, empty, unreadable, truncated or corrupt file.
+    UnsupportedFormatError
+        A readable file in a format none of the backends reads (or an image with a slide suffix).
+    InputError
+        An invalid ``mpp``.
+    """
+    import openslide
+
+    if mpp is not None:
+        parse_mpp(mpp)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise SlideError(f"{path}: no such file")
+    if path.is_dir():
+        dicom = _dicom_in_folder(path)
+        if dicom is None:
+            raise SlideError(f"{path}: is a folder, not a slide (a DICOM-WSI folder must hold .dcm files)")
+        path = dicom
+    if path.stat().st_size == 0:
+        raise SlideError(f"{path}: empty file (0 bytes)")
+    head = _head(path)
+    is_tiff = _match(head, _TIFF) is not None
+    is_ome = tiled = False
+    if is_tiff:
+        is_ome, tiled = _check_tiff(path)
+
+    error = None
+    vendor = None if is_ome else openslide.OpenSlide.detect_format(str(path))
+    if vendor is not None:
+        try:
+            reader = OpenSlideReader(path, mpp)
+            _smoke_read(reader)
+            return reader
+        except openslide.OpenSlideError as exc:
+            error = exc
+        except SlideError as exc:
+            error = exc
+        if not is_tiff:
+            raise SlideError(f"{path.name}: cannot open {vendor} slide: {_one_line(error)}")
+
+    if is_tiff and (tiled or is_ome or error is not None):
+        try:
+            reader = TiffSlideReader(path, mpp)
+            _smoke_read(reader)
+            return reader
+        except Exception as exc:  # noqa: BLE001 - report the first backend's reason below
+            error = error or exc
+        raise SlideError(f"{path.name}: cannot open slide: {_one_line(error)}")
+
+    image_format = _match(head, _IMAGES)
+    suffix = path.suffix.lower()
+    if suffix in _SLIDE_SUFFIXES and (image_format or is_tiff):
+        kind = image_format or "TIFF"
+        raise UnsupportedFormatError(
+            f"{path.name}: named {suffix} but is a plain {kind} image, not {_SLIDE_SUFFIXES[suffix]} slide; "
+            f"rename it to .{kind.lower()} to open it as an image"
+        )
+    if is_tiff:
+        return read_tiff_image(path, mpp)
+    if image_format is not None or head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return read_pil_image(path, mpp)
+    known = _match(head, _UNSUPPORTED)
+    if known is not None:
+        raise UnsupportedFormatError(f"{path.name}: unsupported format: {known}")
+    raise UnsupportedFormatError(
+        f"{path.name}: not a slide or image format Lobule reads (OpenSlide/tiffslide formats, PNG, JPEG, TIFF)"
+    )

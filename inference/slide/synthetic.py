@@ -1,0 +1,152 @@
+"""Synthetic H&E-like slides for tests and benchmarks (no downloaded data needed).
+
+The content is a procedural field defined in level-0 pixels, so any region can be rendered at
+any downsample independently (tile by tile): pink parenchyma with slow intensity variation,
+purple nuclei (radius 3-6 px), white round lipid holes (radius 8-36 px) and a white background
+margin around an elliptical piece of tissue. Positions come from a jittered grid hashed from the
+cell index and the seed, so neighbouring tiles agree at their borders.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PARENCHYMA = np.array([232, 164, 196], np.float32)  # eosin pink (RGB)
+NUCLEUS = (112, 58, 150)  # haematoxylin purple (RGB)
+LIPID = (246, 244, 246)  # cleared lipid droplet
+BACKGROUND = 244  # glass
+
+_NUCLEUS_CELL = 28  # level-0 px between nuclei on the jittered grid
+_LIPID_CELL = 150  # level-0 px between candidate lipid droplets
+
+
+def _hash(ix: np.ndarray, iy: np.ndarray, seed: int, salt: int) -> np.ndarray:
+    """Deterministic uniform floats in [0, 1) from integer grid indices (splitmix-style mix)."""
+    h = (ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ (
+        iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+    )
+    h ^= np.uint64(((seed * 1_000_003 + salt) * 0x165667B19E3779F9) & 0xFFFFFFFFFFFFFFFF)
+    h ^= h >> np.uint64(31)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(29)
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _blobs(x0, y0, w, h, downsample, cell, r_min, r_max, keep, seed, salt):
+    """Centres (level-0) and radii of blobs touching the level-0 box [x0, x0+w*ds) x [y0, ...)."""
+    span_x, span_y = w * downsample, h * downsample
+    ix0, iy0 = int((x0 - r_max) // cell) - 1, int((y0 - r_max) // cell) - 1
+    ix1, iy1 = int((x0 + span_x + r_max) // cell) + 1, int((y0 + span_y + r_max) // cell) + 1
+    iy, ix = np.mgrid[iy0 : iy1 + 1, ix0 : ix1 + 1]
+    ix, iy = ix.ravel(), iy.ravel()
+    present = _hash(ix, iy, seed, salt) < keep
+    cx = (ix + _hash(ix, iy, seed, salt + 1)) * cell
+    cy = (iy + _hash(ix, iy, seed, salt + 2)) * cell
+    r = r_min + (r_max - r_min) * _hash(ix, iy, seed, salt + 3)
+    return cx[present], cy[present], r[present]
+
+
+def render_he(
+    location: tuple[int, int],
+    size: tuple[int, int],
+    downsample: float,
+    slide_size: tuple[int, int],
+    seed: int = 0,
+) -> np.ndarray:
+    """Render a region of the synthetic slide.
+
+    Parameters
+    ----------
+    location : (x, y) top-left corner in level-0 pixels.
+    size : (width, height) of the output in pixels of the requested downsample.
+    downsample : level-0 pixels per output pixel (>= 1).
+    slide_size : level-0 (width, height) of the whole slide; the tissue is an ellipse inside it
+        leaving a white margin of about 6 % on each side.
+    seed : changes the layout of nuclei and droplets.
+
+    Returns
+    -------
+    (height, width, 3) uint8 RGB.
+    """
+    (x0, y0), (w, h), ds = location, size, float(downsample)
+    sw, sh = slide_size
+    xs = x0 + (np.arange(w, dtype=np.float32) + 0.5) * ds
+    ys = y0 + (np.arange(h, dtype=np.float32) + 0.5) * ds
+    # slow stain variation (periods of a few hundred um)
+    shade = 1.0 + 0.05 * np.sin(ys[:, None] / 700.0) * np.cos(xs[None, :] / 900.0)
+    image = np.clip(PARENCHYMA[None, None, :] * shade[..., None], 0, 255).astype(np.uint8)
+
+    def to_px(cx, cy, r):
+        return (
+            np.round((cx - x0) / ds - 0.5).astype(np.int64),
+            np.round((cy - y0) / ds - 0.5).astype(np.int64),
+            np.maximum(1, np.round(r / ds)).astype(np.int64),
+        )
+
+    for px, py, pr in zip(*to_px(*_blobs(x0, y0, w, h, ds, _NUCLEUS_CELL, 3, 6, 0.8, seed, 10))):
+        cv2.circle(image, (int(px), int(py)), int(pr), NUCLEUS, -1, cv2.LINE_AA)
+    for px, py, pr in zip(*to_px(*_blobs(x0, y0, w, h, ds, _LIPID_CELL, 8, 36, 0.35, seed, 20))):
+        cv2.circle(image, (int(px), int(py)), int(pr), LIPID, -1, cv2.LINE_AA)
+
+    # elliptical tissue outline: outside is glass
+    ex = (xs[None, :] - sw / 2) / (sw * 0.44)
+    ey = (ys[:, None] - sh / 2) / (sh * 0.44)
+    image[(ex * ex + ey * ey) > 1.0] = BACKGROUND
+    return image
+
+
+def _tiles(level_size, tile, downsample, slide_size, seed) -> Iterator[np.ndarray]:
+    width, height = level_size
+    for ty in range(0, height, tile):
+        for tx in range(0, width, tile):
+            yield render_he((round(tx * downsample), round(ty * downsample)), (tile, tile), downsample, slide_size, seed)
+
+
+def write_pyramid_tiff(
+    path: str | Path,
+    size: tuple[int, int] = (4096, 3072),
+    mpp: float | None = 0.5,
+    tile: int = 256,
+    min_level_size: int = 512,
+    quality: int = 90,
+    seed: int = 0,
+) -> Path:
+    """Write a tiled JPEG pyramidal TIFF (generic-tiff layout: levels in the main IFD chain,
+    each half the size of the previous one, down to ``min_level_size`` px on the long side).
+
+    The content is rendered tile by tile, so large slides (60k x 40k px) are written with
+    bounded memory. ``mpp`` goes into the resolution tags (pixels per centimetre), which both
+    OpenSlide and tiffslide report; ``None`` writes no resolution.
+
+    Returns the path.
+    """
+    import tifffile
+
+    path = Path(path)
+    width, height = size
+    levels = [(width, height, 1.0)]
+    while max(levels[-1][:2]) > min_level_size:
+        w, h, d = levels[-1]
+        levels.append(((w + 1) // 2, (h + 1) // 2, d * 2))
+    with tifffile.TiffWriter(path, bigtiff=width * height > 2**31) as tif:
+        for index, (w, h, ds) in enumerate(levels):
+            kwargs = {}
+            if mpp is not None:
+                ppcm = 1e4 / (mpp * ds)
+                kwargs = {"resolution": (ppcm, ppcm), "resolutionunit": "CENTIMETER"}
+            tif.write(
+                _tiles((w, h), tile, ds, size, seed),
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression="jpeg",
+                compressionargs={"level": quality},
+                subfiletype=1 if index else 0,
+                metadata=None,
+                **kwargs,
+            )
+    return path

@@ -1,0 +1,161 @@
+"""Pyramidal whole-slide backends: OpenSlide (C library, vendor formats) and tiffslide
+(pure Python on tifffile/zarr, for TIFF flavours OpenSlide lacks, e.g. OME-TIFF)."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from lobule.inference.errors import SlideError
+from lobule.inference.slide.levels import LeveledReader, metadata_mpp, to_rgb8
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:300]
+
+
+def _strings(properties) -> dict[str, str]:
+    return {str(k): str(v) for k, v in properties.items() if v is not None}
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenSlideReader(LeveledReader):
+    """A slide read with OpenSlide (SVS, NDPI, MIRAX, Philips, SCN, BIF, DICOM-WSI, generic TIFF...).
+
+    One OpenSlide handle serves all threads: the C library is thread-safe and ctypes releases
+    the GIL during reads, so reads run in parallel. OpenSlide puts a handle into a permanent
+    error state after a decode failure; the failing read raises :class:`SlideError` and the
+    handle is reopened so later reads of intact areas still work.
+    """
+
+    backend = "openslide"
+
+    def __init__(self, path: Path, mpp=None):
+        import openslide
+
+        self._openslide = openslide
+        self.path = Path(path)
+        self._handle_lock = threading.Lock()
+        self._slide = openslide.OpenSlide(str(self.path))
+        props = self._slide.properties
+        self._properties = _strings(props)
+        self._mpp = metadata_mpp(props.get("openslide.mpp-x"), props.get("openslide.mpp-y"))
+        self._objective_power = _number(props.get("openslide.objective-power"))
+        self._vendor = props.get("openslide.vendor")
+        self._associated = tuple(self._slide.associated_images.keys())
+        self._init_levels(self._slide.level_dimensions, self._slide.level_downsamples, mpp)
+
+    @property
+    def associated_image_names(self) -> tuple[str, ...]:
+        return self._associated
+
+    def associated_image(self, name: str) -> np.ndarray:
+        if name not in self._associated:
+            raise KeyError(name)
+        try:
+            image = self._slide.associated_images[name]
+        except self._openslide.OpenSlideError as error:
+            self._reopen()
+            raise SlideError(f"{self.path.name}: cannot read associated image {name!r}: {_one_line(error)}") from None
+        return to_rgb8(np.asarray(image))
+
+    def _read_stored(self, location, level, size) -> np.ndarray:
+        slide = self._slide
+        try:
+            image = slide.read_region(location, level, size)
+        except self._openslide.OpenSlideError as error:
+            self._reopen(slide)
+            raise SlideError(f"{self.path.name}: cannot decode level {level} at {location}: {_one_line(error)}") from None
+        return to_rgb8(np.asarray(image))
+
+    def _reopen(self, failed=None) -> None:
+        """Replace a handle that OpenSlide put into its error state (once per failed handle)."""
+        with self._handle_lock:
+            if failed is not None and failed is not self._slide:
+                return
+            try:
+                self._slide = self._openslide.OpenSlide(str(self.path))
+            except self._openslide.OpenSlideError:
+                pass  # keep the failed handle: its reads keep raising SlideError
+
+    def _close(self) -> None:
+        self._slide.close()
+
+
+class TiffSlideReader(LeveledReader):
+    """A slide read with tiffslide (tifffile + zarr): OME-TIFF, and TIFFs OpenSlide rejects.
+
+    tiffslide keeps one file handle per thread, so concurrent reads are safe.
+    """
+
+    backend = "tiffslide"
+
+    def __init__(self, path: Path, mpp=None):
+        import tiffslide
+
+        self.path = Path(path)
+        self._slide = tiffslide.TiffSlide(str(self.path))
+        props = self._slide.properties
+        self._properties = _strings(props)
+        self._mpp = metadata_mpp(props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y"))
+        self._objective_power = _number(props.get("tiffslide.objective-power"))
+        self._vendor = props.get("tiffslide.vendor") or ("ome-tiff" if self._slide.ts_tifffile.is_ome else "generic-tiff")
+        self._associated = tuple(self._slide.associated_images.keys())
+        self._scale = self._value_scale()
+        self._init_levels(self._slide.level_dimensions, self._slide.level_downsamples, mpp)
+
+    def _value_scale(self) -> float | None:
+        """Value mapped to white for non-uint8 slides, from the smallest stored level, so every
+        region of the slide is scaled alike (None for uint8)."""
+        level = self._slide.level_count - 1
+        w, h = self._slide.level_dimensions[level]
+        sample = self._slide.read_region((0, 0), level, (w, h), as_array=True)
+        if sample.dtype == np.uint8:
+            return None
+        if sample.dtype.kind == "f":
+            top = float(np.nanmax(sample))
+            return 1.0 if top <= 1.0 else top
+        return float(max(int(sample.max()), 1))
+
+    @property
+    def associated_image_names(self) -> tuple[str, ...]:
+        return self._associated
+
+    def associated_image(self, name: str) -> np.ndarray:
+        if name not in self._associated:
+            raise KeyError(name)
+        try:
+            image = self._slide.associated_images[name]
+        except Exception as error:  # noqa: BLE001 - any decoder failure is a corrupt file
+            raise SlideError(f"{self.path.name}: cannot read associated image {name!r}: {_one_line(error)}") from None
+        return to_rgb8(np.asarray(image))
+
+    def _read_stored(self, location, level, size) -> np.ndarray:
+        try:
+            array = self._slide.read_region(location, level, size, as_array=True, padding=True)
+        except Exception as error:  # noqa: BLE001 - any decoder failure is a corrupt file
+            raise SlideError(f"{self.path.name}: cannot decode level {level} at {location}: {_one_line(error)}") from None
+        rgb = to_rgb8(array, self._scale)
+        # tiffslide pads with black: paint the area outside the level white
+        rx, ry = self._slide._read_region_loc_transform(location, level)
+        lw, lh = self._slide.level_dimensions[level]
+        width, height = size
+        if rx < 0 or ry < 0 or rx + width > lw or ry + height > lh:
+            if not rgb.flags.writeable:
+                rgb = rgb.copy()
+            rgb[: max(0, min(height, -ry))] = 255
+            rgb[max(0, lh - ry) :] = 255
+            rgb[:, : max(0, min(width, -rx))] = 255
+            rgb[:, max(0, lw - rx) :] = 255
+        return rgb
+
+    def _close(self) -> None:
+        self._slide.close()
