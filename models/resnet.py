@@ -110,6 +110,7 @@ class ResNet(nn.Module):
     out_channels : channels of [C2, C3, C4, C5]; ``base_width * (1, 2, 4, 8) * expansion``
         (expansion 1 for 18/34, 4 for 50/101): [256, 512, 1024, 2048] for ResNet-50.
     strides : strides of [C2, C3, C4, C5] relative to the input, e.g. [4, 8, 16, 16] at OS16.
+    arguments : the constructor keyword arguments, JSON-serialisable (for checkpoint cards).
 
     Raises
     ------
@@ -127,6 +128,8 @@ class ResNet(nn.Module):
             raise ValueError("ResNet base_width and in_channels must be positive")
         self.depth = depth
         self.output_stride = output_stride
+        self.arguments = {"depth": depth, "output_stride": output_stride, "in_channels": in_channels,
+                          "base_width": base_width}
         blocks, bottleneck = STAGE_DEPTHS[depth]
         block = Bottleneck if bottleneck else BasicBlock
         self.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
