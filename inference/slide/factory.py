@@ -8,7 +8,9 @@ for PNG/JPEG/BMP/GIF/WebP and non-pyramidal TIFF. Every failure a user can cause
 """
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from lobule.inference.errors import SlideError, UnsupportedFormatError
@@ -27,7 +29,6 @@ _IMAGES = (
     (0, b"GIF89a", "GIF"),
 )
 _UNSUPPORTED = (
-    (0, b"ZISRAWFILE", "a Zeiss CZI file (not read by OpenSlide or tiffslide; export it as OME-TIFF)"),
     (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "a JPEG 2000 (JP2) image"),
     (0, b"%PDF", "a PDF document"),
     (0, b"PK\x03\x04", "a ZIP archive (unpack it first)"),
@@ -64,6 +65,29 @@ def _dicom_in_folder(folder: Path) -> Path | None:
     return None
 
 
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _tifffile_warnings():
+    """Collect tifffile's logged warnings (bad page offsets...) instead of printing them."""
+    logger = logging.getLogger("tifffile")
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def _check_tiff(path: Path) -> tuple[bool, bool]:
     """(is_ome, is_tiled_or_pyramidal) of a TIFF.
 
@@ -73,8 +97,9 @@ def _check_tiff(path: Path) -> tuple[bool, bool]:
     import tifffile
 
     size = path.stat().st_size
+    truncated = SlideError(f"{path.name}: truncated file ({size} bytes; a TIFF directory lies beyond its end)")
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _tifffile_warnings() as warnings, tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise ValueError("no image in file")
             series = tif.series[0]
@@ -88,7 +113,11 @@ def _check_tiff(path: Path) -> tuple[bool, bool]:
             tiled = series.keyframe.is_tiled or len(series.levels) > 1
             is_ome = bool(tif.is_ome)
     except Exception as error:  # noqa: BLE001 - any parser failure means a broken TIFF
-        raise SlideError(f"{path.name}: truncated or corrupt TIFF ({_one_line(error)[:200]})") from None
+        if any("offset" in m for m in warnings):
+            raise truncated from None
+        raise SlideError(f"{path.name}: corrupt TIFF ({_one_line(error)[:200]})") from None
+    if any("offset" in m for m in warnings):
+        raise truncated
     if end > size:
         raise SlideError(f"{path.name}: truncated file ({size} bytes, its image data needs {end})")
     return is_ome, bool(tiled)

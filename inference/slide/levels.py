@@ -64,6 +64,12 @@ def metadata_mpp(mpp_x, mpp_y) -> tuple[float, float] | None:
     return (mx or my, my or mx)
 
 
+def level_origin(location: tuple[int, int], downsample: float) -> tuple[int, int]:
+    """Level pixel (x, y) of a level-0 location: floor(location / downsample), as OpenSlide
+    maps it (also for locations left of or above the slide)."""
+    return math.floor(location[0] / downsample), math.floor(location[1] / downsample)
+
+
 class LeveledReader(SlideReader):
     """Base of all backends: stored levels from the backend, virtual levels added here.
 
@@ -155,7 +161,7 @@ class LeveledReader(SlideReader):
         ds = self._downsamples[level]
         lw, lh = self._dims[level]
         # level-0 -> level pixels, floor (also for locations left of / above the slide)
-        lx, ly = math.floor(location[0] / ds), math.floor(location[1] / ds)
+        lx, ly = level_origin(location, ds)
         width, height = size
         out = np.full((height, width, 3), 255, np.uint8)
         x0, y0 = max(lx, 0), max(ly, 0)

@@ -150,3 +150,74 @@ def write_pyramid_tiff(
                 **kwargs,
             )
     return path
+
+
+def _j2k_tiles(image: np.ndarray, tile: int, ycbcr: bool) -> Iterator[bytes]:
+    """J2K codestreams of the tiles of ``image`` (edge tiles padded white), as Aperio stores them:
+    YCbCr components without the JPEG 2000 colour transform for 33003, RGB for 33005."""
+    import imagecodecs
+
+    height, width = image.shape[:2]
+    for ty in range(0, height, tile):
+        for tx in range(0, width, tile):
+            block = np.full((tile, tile, 3), 255, np.uint8)
+            part = image[ty : ty + tile, tx : tx + tile]
+            block[: part.shape[0], : part.shape[1]] = part
+            if ycbcr:
+                block = np.ascontiguousarray(cv2.cvtColor(block, cv2.COLOR_RGB2YCrCb)[..., [0, 2, 1]])
+            yield imagecodecs.jpeg2k_encode(block, level=80, codecformat="J2K", mct=not ycbcr)
+
+
+def write_aperio_j2k_svs(
+    path: str | Path,
+    size: tuple[int, int] = (2048, 1536),
+    compression: int = 33003,
+    mpp: float | None = None,
+    tile: int = 256,
+    seed: int = 1,
+) -> Path:
+    """Write an Aperio-style SVS with JPEG 2000 tiles (compression 33003: YCbCr, or 33005: RGB).
+
+    Layout as Aperio writes it: level 0 (tiled), a stripped JPEG thumbnail as the second
+    directory, a level at downsample 4 (tiled), then label and macro images named in their
+    ImageDescription. The level-0 description carries ``AppMag = 20`` and, only when ``mpp``
+    is given, ``MPP = ...`` (Aperio's only place for it). Content as :func:`render_he`.
+
+    Returns the path.
+    """
+    import tifffile
+
+    if compression not in (33003, 33005):
+        raise ValueError("Aperio JPEG 2000 compression is 33003 (YCbCr) or 33005 (RGB)")
+    path = Path(path)
+    width, height = size
+    image = render_he((0, 0), size, 1.0, size, seed)
+    mpp_field = f"|MPP = {mpp:.4f}" if mpp is not None else ""
+    head = "Aperio Image Library v12.0.15 \r\n"
+    kind = "J2K/YUV16" if compression == 33003 else "J2K/RGB"
+    low = cv2.resize(image, ((width + 3) // 4, (height + 3) // 4), interpolation=cv2.INTER_AREA)
+    thumb = cv2.resize(image, (width * 192 // height, 192), interpolation=cv2.INTER_AREA)
+    label = np.full((120, 100, 3), 250, np.uint8)
+    cv2.putText(label, "LB-01", (8, 60), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
+    macro = cv2.resize(image, (300, 100), interpolation=cv2.INTER_AREA)
+    with tifffile.TiffWriter(path) as tif:
+
+        def tiled(level_image, description):
+            h, w = level_image.shape[:2]
+            tif.write(
+                _j2k_tiles(level_image, tile, compression == 33003),
+                shape=(h, w, 3),
+                dtype=np.uint8,
+                tile=(tile, tile),
+                photometric="rgb",
+                compression=compression,
+                description=description,
+                metadata=None,
+            )
+
+        tiled(image, f"{head}{width}x{height} [0,0 {width}x{height}] ({tile}x{tile}) {kind} Q=70|AppMag = 20{mpp_field}|Filename = synthetic")
+        tif.write(thumb, photometric="rgb", compression="jpeg", description=f"{head}{width}x{height} -> {thumb.shape[1]}x{thumb.shape[0]} - |AppMag = 20", metadata=None)
+        tiled(low, f"{head}{width}x{height} -> {low.shape[1]}x{low.shape[0]} - ({tile}x{tile}) {kind} Q=70|AppMag = 20{mpp_field}")
+        tif.write(label, photometric="rgb", compression="lzw", subfiletype=1, description=f"{head}label {label.shape[1]}x{label.shape[0]}", metadata=None)
+        tif.write(macro, photometric="rgb", compression="jpeg", subfiletype=9, description=f"{head}macro {macro.shape[1]}x{macro.shape[0]}", metadata=None)
+    return path

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from lobule.inference.errors import SlideError
-from lobule.inference.slide.levels import LeveledReader, metadata_mpp, to_rgb8
+from lobule.inference.slide.levels import LeveledReader, level_origin, metadata_mpp, to_rgb8
+from lobule.inference.slide.tifftiles import openslide_tiles, tiffslide_tiles
 
 
 def _one_line(error: BaseException) -> str:
@@ -25,6 +27,30 @@ def _number(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+_UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+def ome_mpp(ome_xml: str | None) -> tuple[float, float] | None:
+    """(mpp_x, mpp_y) from the first image's ``Pixels PhysicalSizeX/Y`` of an OME-XML string
+    (units converted to micrometres; the OME default unit is µm), or None."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(ome_xml or "")
+    except ET.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return None
+
+    def size(axis):
+        value = _number(pixels.get(f"PhysicalSize{axis}"))
+        factor = _UM_PER_UNIT.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+        return None if value is None or factor is None else value * factor
+
+    return metadata_mpp(size("X"), size("Y"))
 
 
 class OpenSlideReader(LeveledReader):
@@ -51,6 +77,11 @@ class OpenSlideReader(LeveledReader):
         self._objective_power = _number(props.get("openslide.objective-power"))
         self._vendor = props.get("openslide.vendor")
         self._associated = tuple(self._slide.associated_images.keys())
+        tile_sizes = [
+            (int(props.get(f"openslide.level[{i}].tile-width", 0)), int(props.get(f"openslide.level[{i}].tile-height", 0)))
+            for i in range(self._slide.level_count)
+        ]
+        self._tiles = openslide_tiles(self.path, self._vendor, self._slide.level_dimensions, tile_sizes)
         self._init_levels(self._slide.level_dimensions, self._slide.level_downsamples, mpp)
 
     @property
@@ -68,6 +99,8 @@ class OpenSlideReader(LeveledReader):
         return to_rgb8(np.asarray(image))
 
     def _read_stored(self, location, level, size) -> np.ndarray:
+        if self._tiles is not None and self._tiles.handles(level):
+            return self._tiles.read(level, level_origin(location, self._downsamples[level]), size)
         slide = self._slide
         try:
             image = slide.read_region(location, level, size)
@@ -87,6 +120,8 @@ class OpenSlideReader(LeveledReader):
                 pass  # keep the failed handle: its reads keep raising SlideError
 
     def _close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
         self._slide.close()
 
 
@@ -106,10 +141,16 @@ class TiffSlideReader(LeveledReader):
         props = self._slide.properties
         self._properties = _strings(props)
         self._mpp = metadata_mpp(props.get("tiffslide.mpp-x"), props.get("tiffslide.mpp-y"))
+        if self._mpp is None and self._slide.ts_tifffile.is_ome:
+            self._mpp = ome_mpp(self._slide.ts_tifffile.ome_metadata)
         self._objective_power = _number(props.get("tiffslide.objective-power"))
         self._vendor = props.get("tiffslide.vendor") or ("ome-tiff" if self._slide.ts_tifffile.is_ome else "generic-tiff")
         self._associated = tuple(self._slide.associated_images.keys())
+        series = self._slide.ts_tifffile.series[int(props.get("tiffslide.series-index") or 0)]
+        # tifffile hands out the raw components of Aperio's YCbCr JPEG 2000 (33003) tiles
+        self._ycbcr = tuple(level.keyframe.compression == 33003 for level in series.levels)
         self._scale = self._value_scale()
+        self._tiles = tiffslide_tiles(self.path, self._slide.ts_tifffile, int(props.get("tiffslide.series-index") or 0))
         self._init_levels(self._slide.level_dimensions, self._slide.level_downsamples, mpp)
 
     def _value_scale(self) -> float | None:
@@ -139,11 +180,15 @@ class TiffSlideReader(LeveledReader):
         return to_rgb8(np.asarray(image))
 
     def _read_stored(self, location, level, size) -> np.ndarray:
+        if self._tiles is not None and self._tiles.handles(level):
+            return self._tiles.read(level, level_origin(location, self._downsamples[level]), size)
         try:
             array = self._slide.read_region(location, level, size, as_array=True, padding=True)
         except Exception as error:  # noqa: BLE001 - any decoder failure is a corrupt file
             raise SlideError(f"{self.path.name}: cannot decode level {level} at {location}: {_one_line(error)}") from None
         rgb = to_rgb8(array, self._scale)
+        if self._ycbcr[level]:
+            rgb = cv2.cvtColor(np.ascontiguousarray(rgb[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
         # tiffslide pads with black: paint the area outside the level white
         rx, ry = self._slide._read_region_loc_transform(location, level)
         lw, lh = self._slide.level_dimensions[level]
@@ -158,4 +203,6 @@ class TiffSlideReader(LeveledReader):
         return rgb
 
     def _close(self) -> None:
+        if self._tiles is not None:
+            self._tiles.close()
         self._slide.close()
