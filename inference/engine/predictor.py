@@ -1,0 +1,220 @@
+"""Predictors: what the engine runs on a batch of tiles.
+
+A predictor maps a batch of RGB tiles at its own mpp to class ids of the same size; the engine
+does not care whether it is a torch model or a function (the classical labeller). This is the
+TIAToolbox split: the architecture's ``infer_batch`` apart from the engine's batching,
+stitching and saving.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from lobule.inference.errors import InputError
+from lobule.models.errors import UnknownModelError
+
+DEFAULT_MODEL = "liver-hne"
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the engine needs from a model.
+
+    Attributes
+    ----------
+    name : shown in progress and exports.
+    mpp : um per input pixel the predictor expects.
+    tile_size : input side in pixels (square tiles).
+    margin : context pixels per side whose predictions are discarded when stitching.
+    device : torch device string the predictor runs on (``"cpu"`` for plain functions).
+    """
+
+    name: str
+    mpp: float
+    tile_size: int
+    margin: int
+    device: str
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, T, T, 3) uint8 RGB -> (N, T, T) uint8 class ids. Must be deterministic."""
+
+    def bytes_per_tile(self) -> int:
+        """Estimated working memory per tile in a batch (bytes, on ``device``)."""
+
+    def describe(self) -> dict[str, Any]:
+        """What an export records about the model (name, kind, weights sha256, card...)."""
+
+
+class FunctionPredictor:
+    """A per-image function as a predictor (e.g. the classical colour-phase labeller).
+
+    Parameters
+    ----------
+    function : ``f(image (H, W, 3) uint8, mpp) -> (H, W)`` class ids.
+    mpp : um per pixel the tiles are read at.
+    tile_size, margin : tile side and discarded context per side (pixels).
+    info : extra fields for :meth:`describe`.
+    """
+
+    device = "cpu"
+
+    def __init__(self, function: Callable[[np.ndarray, float], np.ndarray], *, name: str, mpp: float = 0.5,
+                 tile_size: int = 1024, margin: int = 64, info: dict | None = None) -> None:
+        self.function = function
+        self.name = name
+        self.mpp = float(mpp)
+        self.tile_size = int(tile_size)
+        self.margin = int(margin)
+        self._info = dict(info or {})
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        return np.stack([np.asarray(self.function(tile, self.mpp), dtype=np.uint8) for tile in tiles])
+
+    def bytes_per_tile(self) -> int:
+        return self.tile_size * self.tile_size * 64  # float temporaries of a numpy pipeline
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "function", "mpp": self.mpp, "tile_size": self.tile_size,
+                "margin": self.margin, "weights_sha256": None, **self._info}
+
+
+class TorchPredictor:
+    """A segmentation ``nn.Module`` as a predictor.
+
+    Input normalisation ``(x / 255 - mean) / std`` per channel (mean, std in 0-1 units; values
+    above 1 are taken as 0-255 units). On GPUs the model runs in ``channels_last`` memory
+    format under autocast (float16); on CPU in float32 (exact, deterministic). Logits smaller
+    than the input are bilinearly resized before the argmax.
+    """
+
+    def __init__(self, model, *, name: str, mpp: float, tile_size: int = 512, margin: int = 64,
+                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device: str = "cpu",
+                 info: dict | None = None) -> None:
+        import torch
+
+        self.name = name
+        self.mpp = float(mpp)
+        self.tile_size = int(tile_size)
+        self.margin = int(margin)
+        self.device = device
+        self._info = dict(info or {})
+        self._gpu = device.startswith("cuda") or device == "mps"
+        mean = np.asarray(mean, np.float32)
+        std = np.asarray(std, np.float32)
+        if mean.max() > 1.0 or std.max() > 1.0:
+            mean, std = mean / 255.0, std / 255.0
+        self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+        model = model.to(device).eval()
+        if self._gpu:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._bytes_per_tile: int | None = None
+
+    @classmethod
+    def from_checkpoint(cls, name_or_path: str, device: str = "cpu", margin: int = 64) -> "TorchPredictor":
+        """Load an installed checkpoint (name or card path) for inference on ``device``."""
+        from lobule.models.checkpoint import load_checkpoint
+
+        model, card = load_checkpoint(name_or_path, device=device)
+        spec = card.get("input") or {}
+        if not spec.get("mpp"):
+            raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")
+        norm = spec.get("normalisation") or {}
+        return cls(
+            model, name=card["name"], mpp=float(spec["mpp"]), tile_size=int(spec.get("tile_size", 512)),
+            margin=margin, mean=norm.get("mean", (0.0, 0.0, 0.0)), std=norm.get("std", (1.0, 1.0, 1.0)),
+            device=device,
+            info={"kind": "checkpoint", "architecture": card.get("architecture"), "card": card.get("path"),
+                  "weights_sha256": (card.get("weights") or {}).get("sha256"),
+                  "classes": card.get("classes")},
+        )
+
+    def predict(self, tiles: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = (x - self._mean) / self._std
+            if self._gpu:
+                x = x.contiguous(memory_format=torch.channels_last)
+            device_type = "cuda" if self.device.startswith("cuda") else self.device
+            with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=self._gpu):
+                logits = self.model(x)
+            if isinstance(logits, dict):
+                logits = logits["out"]
+            elif isinstance(logits, (tuple, list)):
+                logits = logits[0]
+            if logits.shape[-2:] != x.shape[-2:]:
+                logits = F.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+    def bytes_per_tile(self) -> int:
+        """Measured on CUDA with one probe tile (peak allocation); estimated elsewhere."""
+        if self._bytes_per_tile is None:
+            self._bytes_per_tile = self._probe()
+        return self._bytes_per_tile
+
+    def _probe(self) -> int:
+        import torch
+
+        if not self.device.startswith("cuda"):
+            params = sum(p.numel() for p in self.model.parameters())
+            return int(self.tile_size**2 * 3 * 4 * 200 + params)  # rough activation estimate
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        before = torch.cuda.memory_allocated(self.device)
+        self.predict(np.zeros((1, self.tile_size, self.tile_size, 3), np.uint8))
+        torch.cuda.synchronize(self.device)
+        return int(max(1, torch.cuda.max_memory_allocated(self.device) - before) * 1.3)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "mpp": self.mpp, "tile_size": self.tile_size, "margin": self.margin,
+                "device": self.device, **self._info}
+
+
+def classical_predictor(mpp: float = 0.5, tile_size: int = 1024, margin: int = 64) -> FunctionPredictor:
+    """The classical colour-phase labeller (``--model classical``) as a predictor."""
+    from lobule.inference.labeller import CLASSICAL, label_colour_phase
+
+    return FunctionPredictor(lambda image, px: label_colour_phase(image, px), name=CLASSICAL, mpp=mpp,
+                             tile_size=tile_size, margin=margin,
+                             info={"kind": "classical colour-phase labeller (no learned weights)"})
+
+
+def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
+    """The predictor for a ``--model`` value.
+
+    Parameters
+    ----------
+    model : ``"classical"``, an installed checkpoint name, a card path, or None for the default
+        (``liver-hne``).
+    device : ``auto``, ``cpu``, ``cuda`` or ``mps`` (see :func:`select_device`).
+
+    Raises
+    ------
+    UnknownModelError
+        If the default model is not installed (the message suggests ``--model classical``) or
+        the name matches nothing.
+    """
+    from lobule.inference.engine.device import select_device
+
+    if model == "classical":
+        return classical_predictor()
+    resolved = select_device(device)
+    if model is None:
+        from lobule.models.checkpoint import find_checkpoint
+
+        try:
+            find_checkpoint(DEFAULT_MODEL)
+        except UnknownModelError:
+            raise UnknownModelError(
+                f"the liver model {DEFAULT_MODEL} is not installed; "
+                "use --model classical (colour-phase labeller) or --model NAME_OR_CARD"
+            ) from None
+        model = DEFAULT_MODEL
+    return TorchPredictor.from_checkpoint(model, device=resolved)

@@ -1,0 +1,94 @@
+"""Settings of the NAS-related quantification (NAS.md), every one stated in the exports."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from lobule.inference.errors import InputError
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    """Thresholds and definitions used by :func:`~lobule.inference.quantify.quantify`.
+
+    Lengths in um, areas in um^2.
+
+    Attributes
+    ----------
+    droplet_min_diameter_um : lipid-droplet components with a smaller equivalent diameter are
+        label noise and are not counted as droplets (their area still counts as steatosis).
+    macro_threshold_um : a droplet with equivalent diameter >= this is macrovesicular (larger
+        than a nucleus, about 6-7 um; NAS.md), smaller ones microvesicular.
+    nucleus_area_um2 : nominal area of one nucleus; a nucleus-class component of area A counts as
+        max(1, round(A / nucleus_area_um2)) nuclei (touching nuclei form one component).
+    nucleus_min_area_um2 : nucleus-class components smaller than this are noise, not nuclei.
+    focus_min_nuclei : N, a focus is a cluster of at least N inflammatory nuclei (default 3).
+    focus_distance_um : D, nuclei whose centres are within D belong to the same cluster
+        (single linkage; default 20 um).
+    field_number_mm : eyepiece field number FN (default 22 mm).
+    objective_magnification : M of the reference "200x field" (20x objective, 10x eyepiece);
+        field diameter = FN / M mm.
+    ballooning_min_area_um2 : hydropic (class 5) components of at least this area are counted as
+        ballooned hepatocytes (default 100 um^2).
+    ballooning_many_per_field : ballooned cells per 200x field from which the ballooning grade is
+        2 ("many"), below it 1 ("few"), none 0. A local threshold: Kleiner et al. give no number.
+    steatosis_definition : which steatosis definition the grade uses (stated in exports).
+    """
+
+    droplet_min_diameter_um: float = 1.0
+    macro_threshold_um: float = 6.5
+    nucleus_area_um2: float = 38.0
+    nucleus_min_area_um2: float = 5.0
+    focus_min_nuclei: int = 3
+    focus_distance_um: float = 20.0
+    field_number_mm: float = 22.0
+    objective_magnification: float = 20.0
+    ballooning_min_area_um2: float = 100.0
+    ballooning_many_per_field: float = 5.0
+    steatosis_definition: str = "NASH CRN (Kleiner 2005) bands on lipid-droplet area / tissue area"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", "int") and (not isinstance(value, (int, float)) or not math.isfinite(value)
+                                               or value < 0):
+                raise InputError(f"quantification setting {f.name} must be a number >= 0, got {value!r}")
+        for name in ("nucleus_area_um2", "field_number_mm", "objective_magnification"):
+            if getattr(self, name) <= 0:
+                raise InputError(f"quantification setting {name} must be > 0")
+        if self.focus_min_nuclei < 1 or int(self.focus_min_nuclei) != self.focus_min_nuclei:
+            raise InputError(f"focus_min_nuclei must be a whole number >= 1, got {self.focus_min_nuclei!r}")
+
+    @property
+    def field_area_mm2(self) -> float:
+        """Area of one reference field: pi * (FN / M / 2)^2 mm^2 (about 0.95 for FN 22, 20x)."""
+        diameter = self.field_number_mm / self.objective_magnification
+        return math.pi * diameter * diameter / 4.0
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["field_area_mm2"] = self.field_area_mm2
+        return data
+
+    @classmethod
+    def from_strings(cls, pairs: list[str]) -> "QuantSettings":
+        """Settings from ``KEY=VALUE`` strings (the CLI's ``--set``).
+
+        Raises
+        ------
+        InputError
+            For an unknown key or a value of the wrong type.
+        """
+        known = {f.name: f for f in fields(cls)}
+        values = {}
+        for pair in pairs:
+            key, sep, raw = pair.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in known:
+                raise InputError(f"unknown setting {pair!r}; known: {', '.join(known)}")
+            kind = known[key].type
+            try:
+                values[key] = int(raw) if kind == "int" else float(raw) if kind == "float" else raw
+            except ValueError:
+                raise InputError(f"setting {key} needs a {kind}, got {raw!r}") from None
+        return cls(**values)

@@ -1,0 +1,306 @@
+"""Regions of interest: shapely geometry in level-0 pixels, read from and written as GeoJSON.
+
+GeoJSON follows QuPath's convention: coordinates are level-0 pixel positions (x right, y down,
+(0, 0) the top-left corner of the top-left pixel); a region is a Feature whose
+``properties`` carry ``"objectType": "annotation"``, a ``"name"`` and optionally a
+``"classification": {"name": ..., "color": [r, g, b]}``. QuPath exports either a
+FeatureCollection, a single Feature, a bare geometry, or (older versions) a JSON list of
+Features; all are read.
+
+Rasterisation convention: a pixel belongs to a geometry when its centre lies inside it
+(even-odd rule over all rings, which for valid polygons equals inside-exterior-not-in-hole).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import shapely
+from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
+
+from lobule.inference.errors import InputError
+
+_POLYGONAL = ("Polygon", "MultiPolygon")
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named area of a slide.
+
+    Attributes
+    ----------
+    name : shown in tables and exports.
+    geometry : shapely Polygon or MultiPolygon in level-0 pixels (valid).
+    classification : QuPath classification name, if any.
+    colour : RGB of the classification, if any.
+    """
+
+    name: str
+    geometry: Polygon | MultiPolygon
+    classification: str | None = None
+    colour: tuple[int, int, int] | None = None
+    properties: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def area_px(self) -> float:
+        return float(self.geometry.area)
+
+    def to_feature(self) -> dict:
+        """QuPath-compatible GeoJSON Feature (an annotation)."""
+        props: dict = {"objectType": "annotation", "name": self.name}
+        if self.classification:
+            props["classification"] = {"name": self.classification,
+                                       "color": list(self.colour or (255, 200, 0))}
+        return {
+            "type": "Feature",
+            "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"lobule-region:{self.name}")),
+            "geometry": mapping(self.geometry),
+            "properties": props,
+        }
+
+
+def as_area(geometry) -> Polygon | MultiPolygon:
+    """The polygonal part of ``geometry`` made valid (self-intersections of freehand outlines
+    resolved), as a Polygon or MultiPolygon; empty Polygon if none."""
+    if geometry is None or geometry.is_empty:
+        return Polygon()
+    if not geometry.is_valid:
+        geometry = shapely.make_valid(geometry)
+    if geometry.geom_type in _POLYGONAL:
+        return geometry
+    parts = [g for g in getattr(geometry, "geoms", []) if g.geom_type in _POLYGONAL and not g.is_empty]
+    if not parts:
+        return Polygon()
+    merged = shapely.union_all(parts)
+    return merged if merged.geom_type in _POLYGONAL else Polygon()
+
+
+def read_geojson(path: str | Path) -> list[Region]:
+    """Read regions from a QuPath-style GeoJSON file.
+
+    Accepts a FeatureCollection, a Feature, a bare Polygon / MultiPolygon / GeometryCollection,
+    or a JSON list of Features. Non-area features (points, lines) are skipped. A region is
+    named by its ``name`` property, else its classification name, else ``"region N"``;
+    repeated names get `` (2)``, `` (3)``...
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not JSON, or holds no polygonal geometry.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"region file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"region file {path.name} is not valid GeoJSON: {exc}") from None
+    return regions_from_geojson(data, source=path.name)
+
+
+def regions_from_geojson(data, source: str = "GeoJSON") -> list[Region]:
+    """Regions from parsed GeoJSON (see :func:`read_geojson`)."""
+    features = _features(data, source)
+    regions: list[Region] = []
+    used: dict[str, int] = {}
+    for feature in features:
+        geometry_json = feature.get("geometry")
+        if not isinstance(geometry_json, dict):
+            continue
+        try:
+            geometry = as_area(shape(geometry_json))
+        except (ValueError, TypeError, AttributeError, shapely.errors.ShapelyError) as exc:
+            raise InputError(f"{source}: a feature has an unreadable geometry: {exc}") from None
+        if geometry.is_empty:
+            continue
+        props = feature.get("properties") or {}
+        cls = props.get("classification") or {}
+        cls_name = cls.get("name") if isinstance(cls, dict) else (cls if isinstance(cls, str) else None)
+        colour = cls.get("color") or cls.get("colorRGB") if isinstance(cls, dict) else None
+        if isinstance(colour, int):  # QuPath 0.2 packs colours into one int
+            colour = ((colour >> 16) & 255, (colour >> 8) & 255, colour & 255)
+        name = props.get("name") or cls_name or f"region {len(regions) + 1}"
+        name = str(name)
+        used[name] = used.get(name, 0) + 1
+        if used[name] > 1:
+            name = f"{name} ({used[name]})"
+        regions.append(Region(name, geometry, cls_name, tuple(int(c) for c in colour[:3]) if colour else None,
+                              dict(props)))
+    if not regions:
+        raise InputError(f"{source} holds no Polygon or MultiPolygon region")
+    return regions
+
+
+def _features(data, source: str) -> list[dict]:
+    if isinstance(data, list):
+        return [f for f in data if isinstance(f, dict)]
+    if not isinstance(data, dict) or "type" not in data:
+        raise InputError(f"{source} is not GeoJSON (no 'type')")
+    kind = data["type"]
+    if kind == "FeatureCollection":
+        return [f for f in data.get("features") or [] if isinstance(f, dict)]
+    if kind == "Feature":
+        return [data]
+    if kind in (*_POLYGONAL, "GeometryCollection"):
+        return [{"type": "Feature", "geometry": data, "properties": {}}]
+    raise InputError(f"{source}: GeoJSON type {kind!r} holds no region")
+
+
+def clip_to_slide(region: Region, slide_size: tuple[int, int]) -> Region:
+    """``region`` clipped to the slide's level-0 bounds.
+
+    Raises
+    ------
+    InputError
+        If the region lies entirely outside the slide.
+    """
+    width, height = slide_size
+    clipped = as_area(region.geometry.intersection(box(0, 0, width, height)))
+    if clipped.is_empty or clipped.area <= 0:
+        x0, y0, x1, y1 = (round(v) for v in region.geometry.bounds)
+        raise InputError(
+            f"region {region.name!r} ({x0},{y0})-({x1},{y1}) lies outside the slide ({width} x {height} px)"
+        )
+    return Region(region.name, clipped, region.classification, region.colour, region.properties)
+
+
+class Rasterizer:
+    """Rasterise one geometry into windows of a pixel grid (prepared once, used per chunk).
+
+    Parameters
+    ----------
+    geometry : Polygon / MultiPolygon in level-0 pixels.
+    scale : level-0 pixels per grid pixel.
+
+    A pixel is inside when its centre is (half-open rule: a centre exactly on a left or top
+    edge is inside, on a right or bottom edge outside). Vectorised even-odd scanline fill: the
+    crossings of every ring edge with the pixel-centre rows of the window are computed at
+    once, sorted per row and paired; the spans are filled through a difference array.
+    """
+
+    def __init__(self, geometry, scale: float = 1.0) -> None:
+        geometry = as_area(geometry)
+        edges = []
+        for ring in _rings(geometry):
+            xy = np.asarray(ring.coords, dtype=np.float64) / scale
+            edges.append(np.concatenate([xy[:-1], xy[1:]], axis=1))
+        edges = np.concatenate(edges) if edges else np.zeros((0, 4))
+        edges = edges[edges[:, 1] != edges[:, 3]]  # horizontal edges never cross a centre row
+        self._x0, self._y0, self._x1, self._y1 = edges.T if len(edges) else (np.zeros(0),) * 4
+        self._ymin = np.minimum(self._y0, self._y1)
+        self._ymax = np.maximum(self._y0, self._y1)
+
+    def window(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w) bool mask of the grid window (x, y, w, h)."""
+        x, y, w, h = window
+        # rows r (centre y + r + 0.5) crossed by an edge: ymin <= centre < ymax
+        r0 = np.clip(np.ceil(self._ymin - y - 0.5), 0, h).astype(np.int64)
+        r1 = np.clip(np.ceil(self._ymax - y - 0.5), 0, h).astype(np.int64)
+        counts = r1 - r0
+        keep = counts > 0
+        if not keep.any():
+            return np.zeros((h, w), bool)
+        counts, r0 = counts[keep], r0[keep]
+        x0, y0, x1, y1 = self._x0[keep], self._y0[keep], self._x1[keep], self._y1[keep]
+        edge = np.repeat(np.arange(len(counts)), counts)
+        starts = np.cumsum(counts) - counts
+        rows = r0[edge] + (np.arange(edge.size) - starts[edge])
+        centre_y = y + rows + 0.5
+        xs = x0[edge] + (centre_y - y0[edge]) * (x1[edge] - x0[edge]) / (y1[edge] - y0[edge])
+        order = np.lexsort((xs, rows))
+        rows, xs = rows[order], xs[order]
+        rows, xa, xb = rows[0::2], xs[0::2], xs[1::2]
+        c0 = np.clip(np.ceil(xa - x - 0.5), 0, w).astype(np.int64)
+        c1 = np.clip(np.ceil(xb - x - 0.5), 0, w).astype(np.int64)
+        diff = np.zeros((h, w + 1), np.int32)
+        np.add.at(diff, (rows, c0), 1)
+        np.add.at(diff, (rows, c1), -1)
+        return np.cumsum(diff[:, :w], axis=1) > 0
+
+
+def rasterize(geometry, window: tuple[int, int, int, int], scale: float = 1.0) -> np.ndarray:
+    """Pixels of a window whose centres lie inside ``geometry`` (see :class:`Rasterizer`).
+
+    Parameters
+    ----------
+    geometry : Polygon / MultiPolygon in level-0 pixels.
+    window : (x, y, w, h) in grid pixels, each ``scale`` level-0 pixels wide.
+
+    Returns
+    -------
+    (h, w) bool mask.
+    """
+    return Rasterizer(geometry, scale).window(window)
+
+
+def _rings(geometry):
+    polygons = geometry.geoms if geometry.geom_type == "MultiPolygon" else [geometry]
+    for polygon in polygons:
+        yield polygon.exterior
+        yield from polygon.interiors
+
+
+def mask_to_geometry(mask: np.ndarray, scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)):
+    """Outline a binary mask as a (Multi)Polygon along pixel edges.
+
+    Parameters
+    ----------
+    mask : (H, W) bool or uint8.
+    scale : level-0 pixels per mask pixel.
+    offset : level-0 (x, y) of the mask's top-left corner.
+
+    Returns
+    -------
+    Polygon or MultiPolygon in level-0 pixels whose area equals ``mask.sum() * scale**2``
+    (up to diagonal corners of 8-connected outlines); empty Polygon for an empty mask.
+
+    Contours are traced through pixel centres (OpenCV, 8-connected, holes kept) and grown by
+    half a pixel with mitred joins, which puts them on the pixel edges and keeps 1-pixel-wide
+    parts.
+    """
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    if not mask.any():
+        return Polygon()
+    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    hierarchy = hierarchy[0]
+    parts = []
+    for index, contour in enumerate(contours):
+        if hierarchy[index][3] != -1:
+            continue  # a hole, attached to its parent below
+        shell = contour[:, 0, :].astype(np.float64)
+        holes = []
+        child = hierarchy[index][2]
+        while child != -1:
+            hole = contours[child][:, 0, :].astype(np.float64)
+            if len(hole) >= 3:
+                holes.append(hole)
+            child = hierarchy[child][0]
+        parts.append(_outline(shell, holes))
+    geometry = shapely.union_all(shapely.buffer(np.array(parts, dtype=object), 0.5, join_style="mitre",
+                                                cap_style="square"))
+    geometry = as_area(geometry)
+    if scale != 1.0 or offset != (0.0, 0.0):
+        geometry = shapely.transform(geometry, lambda xy: (xy + 0.5) * scale + offset)
+    else:
+        geometry = shapely.transform(geometry, lambda xy: xy + 0.5)
+    return geometry
+
+
+def _outline(shell: np.ndarray, holes: list[np.ndarray]):
+    if len(shell) == 1:
+        return shapely.Point(shell[0])
+    if len(shell) == 2:
+        return shapely.LineString(shell)
+    polygon = Polygon(shell, holes)
+    if not polygon.is_valid:
+        # zero-width parts (1-px lines) collapse to lines here; the buffer restores them
+        return shapely.make_valid(polygon)
+    return polygon
+
+
+def feature_collection(features: list[dict]) -> dict:
+    return {"type": "FeatureCollection", "features": features}
