@@ -47,3 +47,13 @@ def pyramid_tiff(tmp_path_factory) -> Path:
     from lobule.inference.slide.synthetic import write_pyramid_tiff
 
     return write_pyramid_tiff(tmp_path_factory.mktemp("slides") / "pyramid.tif", size=(4096, 3072), mpp=0.5)
+
+
+@pytest.fixture(scope="session")
+def aperio_j2k_svs(tmp_path_factory) -> Path:
+    """An Aperio-style SVS with JPEG 2000 tiles (compression 33003, YCbCr) and NO mpp in its
+    ImageDescription: 2048x1536, a level at downsample 4, thumbnail, label and macro images.
+    Content as ``render_he(..., slide_size=(2048, 1536), seed=1)``."""
+    from lobule.inference.slide.synthetic import write_aperio_j2k_svs
+
+    return write_aperio_j2k_svs(tmp_path_factory.mktemp("slides") / "j2k-no-mpp.svs", compression=33003, mpp=None)
