@@ -8,15 +8,14 @@ for PNG/JPEG/BMP/GIF/WebP and non-pyramidal TIFF. Every failure a user can cause
 """
 from __future__ import annotations
 
-import logging
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 from lobule.inference.errors import SlideError, UnsupportedFormatError
 from lobule.inference.slide.base import SlideReader
-from lobule.inference.slide.image import read_pil_image, read_tiff_image
+from lobule.inference.slide.image import LARGE_PLAIN_PIXELS, read_pil_image, read_tiff_image
 from lobule.inference.slide.levels import parse_mpp
+from lobule.inference.slide.tifftiles import quiet_tifffile
 from lobule.inference.slide.wsi import OpenSlideReader, TiffSlideReader, _one_line
 
 # file signatures: (offset, magic, format name)
@@ -57,35 +56,17 @@ def _match(head: bytes, table) -> str | None:
     return None
 
 
-def _dicom_in_folder(folder: Path) -> Path | None:
-    """A DICOM file of a DICOM-WSI folder (OpenSlide opens the series from any of its files)."""
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and (entry.suffix.lower() == ".dcm" or _head(entry, 132)[128:132] == b"DICM"):
-            return entry
-    return None
-
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-@contextmanager
-def _tifffile_warnings():
-    """Collect tifffile's logged warnings (bad page offsets...) instead of printing them."""
-    logger = logging.getLogger("tifffile")
-    handler, propagate = _Collect(), logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
+def _dicom_in_folder(folder: Path, scan: int = 200) -> Path | None:
+    """A DICOM file of a DICOM-WSI folder (OpenSlide opens the series from any of its files):
+    the first ``*.dcm``, else the first of ``scan`` files with the DICM signature."""
     try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+        entries = sorted(entry for entry in folder.iterdir() if entry.is_file())
+    except OSError as error:
+        raise SlideError(f"{folder}: cannot list folder ({error.strerror or error})") from None
+    named = [entry for entry in entries if entry.suffix.lower() == ".dcm"]
+    if named:
+        return named[0]
+    return next((entry for entry in entries[:scan] if _head(entry, 132)[128:132] == b"DICM"), None)
 
 
 def _check_tiff(path: Path) -> tuple[bool, bool]:
@@ -99,7 +80,7 @@ def _check_tiff(path: Path) -> tuple[bool, bool]:
     size = path.stat().st_size
     truncated = SlideError(f"{path.name}: truncated file ({size} bytes; a TIFF directory lies beyond its end)")
     try:
-        with _tifffile_warnings() as warnings, tifffile.TiffFile(path) as tif:
+        with quiet_tifffile() as warnings, tifffile.TiffFile(path) as tif:
             if not tif.series:
                 raise ValueError("no image in file")
             series = tif.series[0]
@@ -129,6 +110,33 @@ def _smoke_read(reader: SlideReader) -> None:
     w, h = reader.level_dimensions[level]
     ds = reader.level_downsamples[level]
     reader.read_region((int(w // 2 * ds), int(h // 2 * ds)), level, (1, 1))
+
+
+def _try(backend, path: Path, mpp) -> tuple[SlideReader | None, str | None]:
+    """(reader, None) if ``backend`` opens the file and decodes a pixel, else (None, reason)."""
+    reader = None
+    try:
+        with quiet_tifffile():
+            reader = backend(path, mpp)
+            _smoke_read(reader)
+        return reader, None
+    except Exception as error:  # noqa: BLE001 - any backend failure becomes a one-line reason
+        if reader is not None:
+            reader.close()
+        return None, _one_line(error)
+
+
+def _large_tiff(path: Path) -> bool:
+    """True for a TIFF whose first image is too large to hold in memory as a plain image
+    (tiffslide then reads its strips lazily)."""
+    import tifffile
+
+    try:
+        with quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return page.imagewidth * page.imagelength > LARGE_PLAIN_PIXELS
+    except Exception:  # noqa: BLE001 - _check_tiff already parsed it; be safe
+        return False
 
 
 def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
@@ -170,7 +178,8 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     if path.stat().st_size == 0:
         raise SlideError(f"{path}: empty file (0 bytes)")
     head = _head(path)
-    is_tiff = _match(head, _TIFF) is not None
+    is_dicom = head[128:132] == b"DICM"  # before TIFF: a DICOM preamble may look like a TIFF header
+    is_tiff = not is_dicom and _match(head, _TIFF) is not None
     is_ome = tiled = False
     if is_tiff:
         is_ome, tiled = _check_tiff(path)
@@ -178,25 +187,21 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     error = None
     vendor = None if is_ome else openslide.OpenSlide.detect_format(str(path))
     if vendor is not None:
-        try:
-            reader = OpenSlideReader(path, mpp)
-            _smoke_read(reader)
+        reader, error = _try(OpenSlideReader, path, mpp)
+        if reader is not None:
             return reader
-        except openslide.OpenSlideError as exc:
-            error = exc
-        except SlideError as exc:
-            error = exc
         if not is_tiff:
-            raise SlideError(f"{path.name}: cannot open {vendor} slide: {_one_line(error)}")
+            raise SlideError(f"{path.name}: cannot open {vendor} slide: {error}")
+    if is_dicom:
+        raise UnsupportedFormatError(
+            f"{path.name}: a DICOM file that is not a whole-slide image (CT/MR volumes open in the MRI/CT tab)"
+        )
 
-    if is_tiff and (tiled or is_ome or error is not None):
-        try:
-            reader = TiffSlideReader(path, mpp)
-            _smoke_read(reader)
+    if is_tiff and (tiled or is_ome or error is not None or _large_tiff(path)):
+        reader, tiffslide_error = _try(TiffSlideReader, path, mpp)
+        if reader is not None:
             return reader
-        except Exception as exc:  # noqa: BLE001 - report the first backend's reason below
-            error = error or exc
-        raise SlideError(f"{path.name}: cannot open slide: {_one_line(error)}")
+        raise SlideError(f"{path.name}: cannot open slide: {error or tiffslide_error}")
 
     image_format = _match(head, _IMAGES)
     suffix = path.suffix.lower()

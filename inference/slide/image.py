@@ -13,7 +13,8 @@ import numpy as np
 from lobule.inference.errors import SlideError
 from lobule.inference.slide.levels import LeveledReader, metadata_mpp, to_rgb8
 
-MAX_PIXELS = 2**31  # larger plain images belong in a pyramidal TIFF
+MAX_PIXELS = 2**28  # larger PNG/JPEG images belong in a pyramidal TIFF (RGB: 0.8 GB in memory)
+LARGE_PLAIN_PIXELS = 2**26  # larger non-pyramidal TIFFs are read lazily by tiffslide instead
 
 
 class ImageReader(LeveledReader):

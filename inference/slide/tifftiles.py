@@ -9,10 +9,12 @@ The backends stay in charge of metadata, associated images and every other layou
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -25,6 +27,32 @@ TILE_CACHE_BYTES = 64 * 2**20  # decoded tiles kept per slide
 # compressions tifffile decodes with imagecodecs for 8-bit RGB tiles
 _COMPRESSIONS = {1, 5, 7, 8, 32946, 33003, 33005, 34712, 50000, 50001}
 _PHOTOMETRIC = {2, 6}  # RGB, YCbCr (JPEG-coded)
+
+
+class _Collect(logging.Filter):
+    """Logger filter that keeps warning messages and drops every record."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage())
+        return False
+
+
+@contextmanager
+def quiet_tifffile():
+    """Collect tifffile's logged warnings (bad page offsets...) instead of printing them;
+    yields the list of messages. Adds and removes only its own filter (safe across threads)."""
+    logger = logging.getLogger("tifffile")
+    collect = _Collect()
+    logger.addFilter(collect)
+    try:
+        yield collect.messages
+    finally:
+        logger.removeFilter(collect)
 
 
 class _Bytes:

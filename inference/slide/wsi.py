@@ -158,7 +158,10 @@ class TiffSlideReader(LeveledReader):
         region of the slide is scaled alike (None for uint8)."""
         level = self._slide.level_count - 1
         w, h = self._slide.level_dimensions[level]
-        sample = self._slide.read_region((0, 0), level, (w, h), as_array=True)
+        cw, ch = min(w, 4096), min(h, 4096)  # the centre of a large single level is enough
+        ds = self._slide.level_downsamples[level]
+        origin = (int((w - cw) // 2 * ds), int((h - ch) // 2 * ds))
+        sample = self._slide.read_region(origin, level, (cw, ch), as_array=True)
         if sample.dtype == np.uint8:
             return None
         if sample.dtype.kind == "f":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -152,3 +153,16 @@ def test_random_bytes_in_a_subprocess_never_crash(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ERR noise.tif") and out.stderr == ""
+
+
+def test_dicom_that_is_not_a_slide(tmp_path):
+    """A CT slice (whose DICOM preamble even looks like a TIFF header) and a folder of it."""
+    import shutil
+
+    import pydicom.data
+
+    ct = Path(pydicom.data.get_testdata_file("CT_small.dcm"))
+    shutil.copy(ct, tmp_path / "ct.dcm")
+    for path in (tmp_path / "ct.dcm", tmp_path):
+        with pytest.raises(UnsupportedFormatError, match="not a whole-slide image"):
+            open_slide(path)

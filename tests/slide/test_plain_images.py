@@ -99,3 +99,17 @@ def test_virtual_level_of_image_matches_resize(tmp_path):
         assert slide.level_dimensions == ((1600, 1200), (800, 600), (400, 300))
         half = slide.read_region((0, 0), 1, (800, 600))
         np.testing.assert_array_equal(half, cv2.resize(big, (800, 600), interpolation=cv2.INTER_AREA))
+
+
+def test_large_plain_tiff_is_read_lazily(tmp_path, he_image, monkeypatch):
+    """A non-pyramidal TIFF above the in-memory limit goes to tiffslide (strips read on demand)."""
+    from lobule.inference.slide import factory
+
+    monkeypatch.setattr(factory, "LARGE_PLAIN_PIXELS", 100_000)
+    path = tmp_path / "stripped.tif"
+    tifffile.imwrite(path, he_image, photometric="rgb", rowsperstrip=16)
+    with open_slide(path) as slide:
+        assert slide.backend == "tiffslide" and slide.level_dimensions == ((800, 600), (400, 300))
+        np.testing.assert_array_equal(slide.read_region((100, 50), 0, (300, 200)), he_image[50:250, 100:400])
+        half = slide.read_region((0, 0), 1, (400, 300))
+        np.testing.assert_array_equal(half, cv2.resize(he_image, (400, 300), interpolation=cv2.INTER_AREA))
