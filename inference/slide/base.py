@@ -53,12 +53,30 @@ class SlideReader(ABC):
         return self.level_dimensions[0]
 
     @property
+    def stored_level_count(self) -> int:
+        """Number of levels stored in the file; levels from this index on are virtual (built
+        by the reader by 2x area averaging of the level above, and cached)."""
+        return self.level_count
+
+    def is_virtual_level(self, level: int) -> bool:
+        """True for a level built by the reader, not stored in the file."""
+        return level >= self.stored_level_count
+
+    @property
     @abstractmethod
     def mpp(self) -> tuple[float, float] | None: ...
 
     @property
     @abstractmethod
     def mpp_source(self) -> str | None: ...
+
+    def set_mpp(self, mpp: float | tuple[float, float]) -> None:
+        """Give the micrometres per level-0 pixel (one number or (mpp_x, mpp_y)), e.g. entered
+        by the user for a slide without it; afterwards ``mpp_source == "user"``.
+
+        Raises InputError for a value that is not one or two positive finite numbers.
+        """
+        raise NotImplementedError
 
     @property
     @abstractmethod

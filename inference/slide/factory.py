@@ -106,7 +106,7 @@ def _check_tiff(path: Path) -> tuple[bool, bool]:
 
 def _smoke_read(reader: SlideReader) -> None:
     """Decode one pixel of the smallest stored level so a corrupt file fails at open."""
-    level = getattr(reader, "stored_level_count", reader.level_count) - 1
+    level = reader.stored_level_count - 1
     w, h = reader.level_dimensions[level]
     ds = reader.level_downsamples[level]
     reader.read_region((int(w // 2 * ds), int(h // 2 * ds)), level, (1, 1))

@@ -85,7 +85,7 @@ class LeveledReader(SlideReader):
 
     def _init_levels(self, dims: tuple[tuple[int, int], ...], downsamples: tuple[float, ...], mpp=None) -> None:
         """Record the stored levels, add virtual ones, apply the user mpp override."""
-        self.stored_level_count = len(dims)
+        self._stored_level_count = len(dims)
         dims, downsamples = list(dims), list(downsamples)
         while max(dims[-1]) > VIRTUAL_MIN_SIZE:
             w, h = dims[-1]
@@ -134,9 +134,12 @@ class LeveledReader(SlideReader):
     def properties(self) -> dict[str, str]:
         return dict(self._properties)
 
-    def is_virtual_level(self, level: int) -> bool:
-        """True for a level built by Lobule (not stored in the file)."""
-        return level >= self.stored_level_count
+    @property
+    def stored_level_count(self) -> int:
+        return self._stored_level_count
+
+    def set_mpp(self, mpp) -> None:
+        self._mpp, self._mpp_source = parse_mpp(mpp), "user"
 
     # --- pixels -----------------------------------------------------------------------------
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:

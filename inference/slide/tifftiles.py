@@ -131,6 +131,7 @@ class TiffTiles:
         self._name = name
         self._cache: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._cache_bytes = 0
+        self.cache_bytes = TILE_CACHE_BYTES  # bound of the decoded-tile cache (0: off)
         self._lock = threading.Lock()
 
     def handles(self, level: int) -> bool:
@@ -174,10 +175,12 @@ class TiffTiles:
         except Exception as error:  # noqa: BLE001 - any decoder failure is a corrupt tile
             text = " ".join(str(error).split())[:200]
             raise SlideError(f"{self._name}: cannot decode tile {index} of level {level}: {text}") from None
+        if self.cache_bytes <= 0:
+            return tile
         with self._lock:
             self._cache[key] = tile
             self._cache_bytes += tile.nbytes
-            while self._cache_bytes > TILE_CACHE_BYTES and len(self._cache) > 1:
+            while self._cache_bytes > self.cache_bytes and len(self._cache) > 1:
                 _, old = self._cache.popitem(last=False)
                 self._cache_bytes -= old.nbytes
         return tile

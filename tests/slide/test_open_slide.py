@@ -145,3 +145,13 @@ def test_read_region_argument_errors(pyramid_tiff):
 
     with pytest.raises(SlideError):
         slide.read_region((0, 0), 0, (10, 10))
+
+
+def test_set_mpp_after_opening(aperio_j2k_svs):
+    with open_slide(aperio_j2k_svs) as slide:
+        assert slide.mpp is None
+        slide.set_mpp(0.2527)
+        assert slide.mpp == (0.2527, 0.2527) and slide.mpp_source == "user"
+        with pytest.raises(InputError):
+            slide.set_mpp(-2)
+        assert slide.mpp == (0.2527, 0.2527)
