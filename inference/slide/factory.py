@@ -174,7 +174,9 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
         dicom = _dicom_in_folder(path)
         if dicom is None:
             raise SlideError(f"{path}: is a folder, not a slide (a DICOM-WSI folder must hold .dcm files)")
-        path = dicom
+        reader = open_slide(dicom, mpp)
+        reader.path = path
+        return reader
     if path.stat().st_size == 0:
         raise SlideError(f"{path}: empty file (0 bytes)")
     head = _head(path)

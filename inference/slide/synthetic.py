@@ -221,3 +221,71 @@ def write_aperio_j2k_svs(
         tif.write(label, photometric="rgb", compression="lzw", subfiletype=1, description=f"{head}label {label.shape[1]}x{label.shape[0]}", metadata=None)
         tif.write(macro, photometric="rgb", compression="jpeg", subfiletype=9, description=f"{head}macro {macro.shape[1]}x{macro.shape[0]}", metadata=None)
     return path
+
+
+
+def write_dicom_wsi(
+    folder: str | Path,
+    size: tuple[int, int] = (1024, 768),
+    mpp: float = 0.5,
+    tile: int = 256,
+    seed: int = 4,
+) -> Path:
+    """Write a DICOM-WSI series (VL Whole Slide Microscopy Image, TILED_FULL, JPEG baseline
+    frames): one file per level, level 0 and a level at downsample 2, pixel spacing from
+    ``mpp``. Content as :func:`render_he`. Returns the folder."""
+    import imagecodecs
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit, generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    image = render_he((0, 0), size, 1.0, size, seed)
+    study, series, frame_of_reference = generate_uid(), generate_uid(), generate_uid()
+    half = cv2.resize(image, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    for index, (pixels, ds) in enumerate(((image, 1), (half, 2))):
+        h, w = pixels.shape[:2]
+        frames = []
+        for ty in range(0, h, tile):
+            for tx in range(0, w, tile):
+                block = np.full((tile, tile, 3), 255, np.uint8)
+                part = pixels[ty : ty + tile, tx : tx + tile]
+                block[: part.shape[0], : part.shape[1]] = part
+                frames.append(imagecodecs.jpeg8_encode(block, level=90))
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"  # VL Whole Slide Microscopy
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds_ = Dataset()
+        ds_.file_meta = meta
+        ds_.SOPClassUID, ds_.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds_.StudyInstanceUID, ds_.SeriesInstanceUID, ds_.FrameOfReferenceUID = study, series, frame_of_reference
+        ds_.Modality = "SM"
+        ds_.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE" if index == 0 else "RESAMPLED"]
+        ds_.PatientName, ds_.PatientID, ds_.StudyDate, ds_.StudyTime = "Synthetic", "0", "20240101", "000000"
+        ds_.SeriesNumber, ds_.InstanceNumber, ds_.Manufacturer = 1, index + 1, "Lobule synthetic"
+        ds_.ContainerIdentifier = "S1"
+        ds_.DimensionOrganizationType = "TILED_FULL"
+        ds_.SamplesPerPixel, ds_.PhotometricInterpretation, ds_.PlanarConfiguration = 3, "YBR_FULL_422", 0
+        ds_.Rows, ds_.Columns = tile, tile
+        ds_.BitsAllocated, ds_.BitsStored, ds_.HighBit, ds_.PixelRepresentation = 8, 8, 7, 0
+        ds_.NumberOfFrames = len(frames)
+        ds_.TotalPixelMatrixColumns, ds_.TotalPixelMatrixRows = w, h
+        ds_.TotalPixelMatrixFocalPlanes = ds_.NumberOfFocalPlanes = ds_.NumberOfOpticalPaths = 1
+        spacing = mpp * ds / 1000.0  # mm
+        ds_.ImagedVolumeWidth, ds_.ImagedVolumeHeight, ds_.ImagedVolumeDepth = w * spacing, h * spacing, 0.001
+        measures = Dataset()
+        measures.PixelSpacing, measures.SliceThickness = [spacing, spacing], 0.001
+        shared = Dataset()
+        shared.PixelMeasuresSequence = [measures]
+        ds_.SharedFunctionalGroupsSequence = [shared]
+        optical = Dataset()
+        optical.OpticalPathIdentifier = "1"
+        ds_.OpticalPathSequence = [optical]
+        ds_.LossyImageCompression, ds_.BurnedInAnnotation, ds_.VolumetricProperties = "01", "NO", "VOLUME"
+        ds_.PixelData = encapsulate(frames)
+        ds_["PixelData"].VR = "OB"
+        ds_.save_as(folder / f"level{index}.dcm", enforce_file_format=True)
+    return folder

@@ -68,9 +68,9 @@ class OpenSlideReader(LeveledReader):
         import openslide
 
         self._openslide = openslide
-        self.path = Path(path)
+        self.path = self._file = Path(path)  # path may be set to a DICOM-WSI folder by open_slide
         self._handle_lock = threading.Lock()
-        self._slide = openslide.OpenSlide(str(self.path))
+        self._slide = openslide.OpenSlide(str(self._file))
         props = self._slide.properties
         self._properties = _strings(props)
         self._mpp = metadata_mpp(props.get("openslide.mpp-x"), props.get("openslide.mpp-y"))
@@ -81,7 +81,7 @@ class OpenSlideReader(LeveledReader):
             (int(props.get(f"openslide.level[{i}].tile-width", 0)), int(props.get(f"openslide.level[{i}].tile-height", 0)))
             for i in range(self._slide.level_count)
         ]
-        self._tiles = openslide_tiles(self.path, self._vendor, self._slide.level_dimensions, tile_sizes)
+        self._tiles = openslide_tiles(self._file, self._vendor, self._slide.level_dimensions, tile_sizes)
         self._init_levels(self._slide.level_dimensions, self._slide.level_downsamples, mpp)
 
     @property
@@ -115,7 +115,7 @@ class OpenSlideReader(LeveledReader):
             if failed is not None and failed is not self._slide:
                 return
             try:
-                self._slide = self._openslide.OpenSlide(str(self.path))
+                self._slide = self._openslide.OpenSlide(str(self._file))
             except self._openslide.OpenSlideError:
                 pass  # keep the failed handle: its reads keep raising SlideError
 

@@ -155,3 +155,18 @@ def test_set_mpp_after_opening(aperio_j2k_svs):
         with pytest.raises(InputError):
             slide.set_mpp(-2)
         assert slide.mpp == (0.2527, 0.2527)
+
+
+def test_dicom_wsi_folder_and_file(tmp_path):
+    from lobule.inference.slide.synthetic import write_dicom_wsi
+
+    folder = write_dicom_wsi(tmp_path / "dicom-series", size=(1024, 768), mpp=0.5)
+    expected = render_he((0, 0), (1024, 768), 1.0, (1024, 768), seed=4)
+    for path in (folder, folder / "level1.dcm"):
+        with open_slide(path) as slide:
+            assert slide.backend == "openslide" and slide.vendor == "dicom"
+            assert slide.path == path
+            assert slide.level_dimensions == ((1024, 768), (512, 384))
+            assert slide.mpp == (0.5, 0.5)
+            region = slide.read_region((300, 200), 0, (400, 300))
+            assert np.abs(region.astype(int) - expected[200:500, 300:700]).mean() < 4
