@@ -106,15 +106,16 @@ def read_tiff_image(path: Path, user_mpp=None) -> ImageReader:
 
 
 def read_pil_image(path: Path, user_mpp=None) -> ImageReader:
-    """A PNG, JPEG, BMP, GIF or WebP image as a one-level slide (mpp None: their dpi fields are
-    screen settings, not pixel sizes)."""
-    from PIL import Image, UnidentifiedImageError
+    """A PNG, JPEG, BMP, GIF or WebP image as a one-level slide, turned upright by its EXIF
+    orientation (mpp None: their dpi fields are screen settings, not pixel sizes)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
             _check_size(path, *image.size)
             fmt = (image.format or path.suffix.lstrip(".")).lower()
             image.load()
+            image = ImageOps.exif_transpose(image)  # camera JPEGs: show them upright
             if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 array = np.asarray(image)
             elif image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):

@@ -75,6 +75,9 @@ class LeveledReader(SlideReader):
 
     Subclasses set ``path``, ``backend`` and the metadata fields in ``__init__`` (then call
     :meth:`_init_levels`) and implement :meth:`_read_stored` and :meth:`_close`.
+
+    A level-0 location maps to level pixel ``floor(location / downsample)`` on every level
+    (as tiffslide does; OpenSlide instead resamples by the sub-pixel remainder).
     """
 
     _mpp: tuple[float, float] | None

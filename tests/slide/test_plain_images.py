@@ -113,3 +113,15 @@ def test_large_plain_tiff_is_read_lazily(tmp_path, he_image, monkeypatch):
         np.testing.assert_array_equal(slide.read_region((100, 50), 0, (300, 200)), he_image[50:250, 100:400])
         half = slide.read_region((0, 0), 1, (400, 300))
         np.testing.assert_array_equal(half, cv2.resize(he_image, (400, 300), interpolation=cv2.INTER_AREA))
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path, he_image):
+    image = Image.fromarray(he_image)  # 800 x 600
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    path = tmp_path / "camera.jpg"
+    image.save(path, quality=95, exif=exif)
+    with open_slide(path) as slide:
+        assert slide.dimensions == (600, 800)
+        upright = np.rot90(he_image, k=-1)
+        assert np.abs(slide.read_region((0, 0), 0, (600, 800)).astype(int) - upright).mean() < 3
