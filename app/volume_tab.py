@@ -1,20 +1,597 @@
-"""The MRI/CT tab: volume viewer and one-shot organ segmentation (placeholder until that work lands)."""
+"""The MRI/CT tab: volume viewer and one-shot organ segmentation from support slices.
+
+Workflow: open a NIfTI file or DICOM series; go to a slice showing the organ; outline it with the
+brush or the polygon (or load a mask) - that slice becomes a support slice; Run segments every
+other slice on a worker thread and overlays the result (red; supports green) with the organ's
+volume in mL and a slice-by-slice area plot; drawing on any other slice turns it into an extra
+support starting from the result there (a correction), and Run again uses all supports; export
+the mask as NIfTI (the input's geometry) and the numbers as CSV.
+
+The work is done by :class:`lobule.inference.fewshot.session.OneShotSession`; this widget only
+shows it. torch is imported on the worker thread when a model first runs, never at import.
+"""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from lobule.app.volume_view import BRUSH, ERASE, NAVIGATE, POLYGON, VolumeView, overlay_rgba
+from lobule.app.volume_worker import error_text as error_message
+from lobule.app.volume_worker import start_job
+from lobule.inference.volume.window import PRESET_NAMES, default_preset, window_levels
+
+DEFAULT_MODEL = "fewshot-mri"
 
 
 class VolumeTab(QWidget):
-    """Tab widget for MRI/CT volumes. ``open_path(path)`` opens a NIfTI file or DICOM folder."""
+    """Tab widget for MRI/CT volumes. ``open_path(path)`` opens a NIfTI file or DICOM folder/file.
+
+    Signals
+    -------
+    opened(str) : a volume was opened (path).
+    openFailed(str, str) : path, one-line reason.
+    segmentationFinished(float) : the organ volume in mL after a run.
+    segmentationFailed(str) : one-line reason.
+    """
+
+    opened = Signal(str)
+    openFailed = Signal(str, str)
+    segmentationFinished = Signal(float)
+    segmentationFailed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        label = QLabel("MRI/CT one-shot organ segmentation: not yet available")
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        QVBoxLayout(self).addWidget(label)
+        self.session = None
+        self.levels = (0.0, 1.0)
+        self._predictors: dict[str, object] = {}
+        self._run_relay = None
+        self._open_relay = None
+        #: chooses a DICOM series: ``chooser(labels) -> index or None``; replaceable (tests)
+        self.series_chooser = self._ask_series
+        self._build()
+        self._set_enabled(False)
 
-    def open_path(self, path: str) -> None:
-        from lobule.models.errors import LobuleError
+    # ================================================================== layout
+    def _build(self) -> None:
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("color: #b00020; font-weight: bold")
+        self.banner.hide()
+        self.view = VolumeView()
+        self.view.set_edit_target(self._edit_mask)
+        self.view.maskEdited.connect(self._on_mask_edited)
+        self.view.cursorMoved.connect(self._on_cursor)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.valueChanged.connect(self.set_slice)
+        self.slice_label = QLabel("no volume")
+        self.slice_label.setMinimumWidth(210)
+        self.readout = QLabel(" ")
+        self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        slider_row = QHBoxLayout()
+        slider_row.addWidget(QLabel("Slice"))
+        slider_row.addWidget(self.slider, 1)
+        slider_row.addWidget(self.slice_label)
+        left = QVBoxLayout()
+        left.addWidget(self.banner)
+        left.addWidget(self.view, 1)
+        left.addLayout(slider_row)
+        left.addWidget(self.readout)
 
-        raise LobuleError("the MRI/CT tab is not yet available in this version")
+        panel = QVBoxLayout()
+        panel.addWidget(self._build_file_box())
+        panel.addWidget(self._build_display_box())
+        panel.addWidget(self._build_support_box())
+        panel.addWidget(self._build_run_box())
+        self.area_plot = pg.PlotWidget()
+        self.area_plot.setMinimumHeight(150)
+        self.area_plot.setLabel("bottom", "slice")
+        self.area_plot.setLabel("left", "area", units="cm²")
+        self.area_plot.setMouseEnabled(x=False, y=False)
+        self.area_curve = self.area_plot.plot([], [], pen=pg.mkPen((255, 80, 80), width=2), fillLevel=0,
+                                              brush=(255, 80, 80, 60))
+        self.support_points = pg.ScatterPlotItem(size=8, brush=(40, 220, 90), pen=None)
+        self.area_plot.addItem(self.support_points)
+        self.slice_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine))
+        self.area_plot.addItem(self.slice_marker)
+        panel.addWidget(self.area_plot)
+        export_row = QHBoxLayout()
+        self.export_mask_button = QPushButton("Export mask (NIfTI)…")
+        self.export_mask_button.clicked.connect(self._export_mask_dialog)
+        self.export_csv_button = QPushButton("Export numbers (CSV)…")
+        self.export_csv_button.clicked.connect(self._export_csv_dialog)
+        export_row.addWidget(self.export_mask_button)
+        export_row.addWidget(self.export_csv_button)
+        panel.addLayout(export_row)
+        panel.addStretch(1)
+        side = QWidget()
+        side.setLayout(panel)
+        side.setFixedWidth(340)
+
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 1)
+        layout.addWidget(side)
+        for key, step in ((Qt.Key.Key_PageUp, 1), (Qt.Key.Key_PageDown, -1)):
+            QShortcut(QKeySequence(key), self, activated=lambda s=step: self.slider.setValue(self.slider.value() + s))
+
+    def _build_file_box(self) -> QGroupBox:
+        box = QGroupBox("Volume")
+        layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        open_file = QPushButton("Open file…")
+        open_file.clicked.connect(self._open_file_dialog)
+        open_folder = QPushButton("Open DICOM folder…")
+        open_folder.clicked.connect(self._open_folder_dialog)
+        row.addWidget(open_file)
+        row.addWidget(open_folder)
+        layout.addLayout(row)
+        self.info_label = QLabel("Open a NIfTI file or a DICOM series.")
+        self.info_label.setWordWrap(True)
+        self.notes_label = QLabel()
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setStyleSheet("color: #8a6d00")
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.notes_label)
+        return box
+
+    def _build_display_box(self) -> QGroupBox:
+        box = QGroupBox("Window / level")
+        layout = QHBoxLayout(box)
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(PRESET_NAMES)
+        self.preset_combo.currentTextChanged.connect(self.set_preset)
+        fit = QPushButton("Fit")
+        fit.clicked.connect(self.view.fit)
+        self.levels_label = QLabel()
+        layout.addWidget(self.preset_combo, 1)
+        layout.addWidget(self.levels_label)
+        layout.addWidget(fit)
+        return box
+
+    def _build_support_box(self) -> QGroupBox:
+        box = QGroupBox("Support slices")
+        layout = QVBoxLayout(box)
+        tools = QHBoxLayout()
+        self.tool_group = QButtonGroup(self)
+        self.tool_buttons = {}
+        for tool, text, tip in ((NAVIGATE, "Pan", "drag to pan, wheel to zoom"),
+                                (BRUSH, "Brush", "paint the organ (makes this slice a support)"),
+                                (ERASE, "Erase", "erase from the support mask"),
+                                (POLYGON, "Polygon", "click vertices, double-click or Enter to fill")):
+            button = QToolButton()
+            button.setText(text)
+            button.setToolTip(tip)
+            button.setCheckable(True)
+            button.clicked.connect(lambda _=False, t=tool: self.set_tool(t))
+            self.tool_group.addButton(button)
+            self.tool_buttons[tool] = button
+            tools.addWidget(button)
+        self.tool_buttons[NAVIGATE].setChecked(True)
+        layout.addLayout(tools)
+        form = QFormLayout()
+        self.brush_spin = QDoubleSpinBox()
+        self.brush_spin.setRange(0.5, 50.0)
+        self.brush_spin.setValue(self.view.brush_radius_mm)
+        self.brush_spin.setSuffix(" mm")
+        self.brush_spin.valueChanged.connect(lambda v: setattr(self.view, "brush_radius_mm", float(v)))
+        form.addRow("Brush radius", self.brush_spin)
+        layout.addLayout(form)
+        row = QHBoxLayout()
+        self.make_support_button = QPushButton("Make support")
+        self.make_support_button.setToolTip("make the current slice a support slice and start outlining with the brush")
+        self.make_support_button.clicked.connect(lambda: self.make_support())
+        load = QPushButton("Load mask…")
+        load.clicked.connect(self._load_mask_dialog)
+        remove = QPushButton("Remove")
+        remove.setToolTip("the current slice is no longer a support")
+        remove.clicked.connect(lambda: self.remove_support())
+        row.addWidget(self.make_support_button)
+        row.addWidget(load)
+        row.addWidget(remove)
+        layout.addLayout(row)
+        self.supports_label = QLabel("none yet")
+        self.supports_label.setWordWrap(True)
+        layout.addWidget(self.supports_label)
+        return box
+
+    def _build_run_box(self) -> QGroupBox:
+        box = QGroupBox("Segmentation")
+        layout = QVBoxLayout(box)
+        form = QFormLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)
+        self.organ_edit = QLineEdit("liver")
+        form.addRow("Model", self.model_combo)
+        form.addRow("Organ name", self.organ_edit)
+        layout.addLayout(form)
+        self.connected_check = QCheckBox("Keep only parts connected to the supports")
+        self.connected_check.setChecked(True)
+        layout.addWidget(self.connected_check)
+        row = QHBoxLayout()
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.run_button, 1)
+        row.addWidget(self.cancel_button)
+        layout.addLayout(row)
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.progress.setValue(0)
+        layout.addWidget(self.progress)
+        self.result_label = QLabel("No result yet.")
+        self.result_label.setStyleSheet("font-size: 14px; font-weight: bold")
+        layout.addWidget(self.result_label)
+        self.refresh_models()
+        return box
+
+    def _set_enabled(self, enabled: bool) -> None:
+        for widget in (self.slider, self.preset_combo, self.run_button, self.make_support_button,
+                       self.export_mask_button, self.export_csv_button):
+            widget.setEnabled(enabled)
+
+    def refresh_models(self) -> None:
+        """List installed few-shot checkpoints (reads cards only)."""
+        from lobule.models.checkpoint import list_checkpoints
+
+        current = self.model_combo.currentText()
+        names = [card["name"] for _, card in list_checkpoints(task="fewshot")]
+        self.model_combo.clear()
+        self.model_combo.addItems(names or [DEFAULT_MODEL])
+        if current:
+            self.model_combo.setCurrentText(current)
+        elif DEFAULT_MODEL in names:
+            self.model_combo.setCurrentText(DEFAULT_MODEL)
+
+    # ================================================================== opening
+    def open_path(self, path: str, series: str | int | None = None, time_point: int | None = None) -> None:
+        """Open a NIfTI file, DICOM folder or DICOM file in the background; ``opened`` or
+        ``openFailed`` follows. A folder with several series asks which one (:attr:`series_chooser`)."""
+        path = str(path)
+        self._show_error(None)
+        self.info_label.setText(f"Opening {Path(path).name}…")
+
+        def job(relay):
+            from lobule.inference.volume import list_series, load_volume
+
+            if series is None and Path(path).is_dir():
+                found = list_series(path)
+                if len(found) > 1:
+                    return ("choose", [s.label() for s in found])
+            return ("volume", load_volume(path, series=series, time_point=time_point))
+
+        def done(outcome) -> None:
+            kind, value = outcome
+            if kind == "choose":
+                index = self.series_chooser(value)
+                if index is None:
+                    self._open_failed(path, "no series chosen")
+                else:
+                    self.open_path(path, series=index + 1, time_point=time_point)
+                return
+            self._set_volume(path, value)
+
+        self._open_relay = start_job(job, done, lambda error: self._open_failed(path, error_message(error)))
+
+    def _ask_series(self, labels: list[str]) -> int | None:
+        item, ok = QInputDialog.getItem(self, "Several series", "This folder holds several series; open:", labels, 0, False)
+        return labels.index(item) if ok else None
+
+    def _open_failed(self, path: str, message: str) -> None:
+        self.info_label.setText("Open a NIfTI file or a DICOM series.")
+        self._show_error(message)
+        self.openFailed.emit(path, message)
+
+    def _set_volume(self, path: str, volume) -> None:
+        from lobule.inference.fewshot.session import OneShotSession
+
+        self.cancel()
+        self.session = OneShotSession(volume, organ=self.organ_edit.text() or "organ")
+        x, y, z = volume.shape
+        sx, sy, sz = volume.spacing
+        self.info_label.setText(
+            f"<b>{volume.description or Path(path).name}</b><br>{x} x {y} x {z} voxels, "
+            f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm, {volume.modality or 'modality not stated'}; "
+            "shown RAS+, radiological (patient's right on the left)"
+        )
+        self.notes_label.setText("<br>".join(volume.notes))
+        self.view.set_geometry(volume.shape, volume.spacing)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, z - 1)
+        self.slider.setValue(z // 2)
+        self.slider.blockSignals(False)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.setCurrentText(default_preset(volume.modality))
+        self.preset_combo.blockSignals(False)
+        self.levels = window_levels(self.preset_combo.currentText(), volume.data)
+        self.levels_label.setText(f"{self.levels[0]:.0f} … {self.levels[1]:.0f}")
+        self._set_enabled(True)
+        self._refresh_results()
+        self.set_slice(z // 2)
+        self.opened.emit(path)
+
+    # ================================================================== viewing
+    @property
+    def slice_index(self) -> int:
+        return int(self.slider.value())
+
+    def set_slice(self, k: int) -> None:
+        """Show slice ``k`` (clamped) of the volume."""
+        if self.session is None:
+            return
+        k = int(np.clip(k, 0, self.session.volume.shape[2] - 1))
+        if self.slider.value() != k:
+            self.slider.setValue(k)  # re-enters through valueChanged
+            return
+        volume = self.session.volume
+        self.view.show_slice(k, volume.slice(k), self.levels, self._overlay(k))
+        position = volume.voxel_to_mm((0, 0, k))[2]
+        tag = " · support" if k in self.session.supports else ""
+        self.slice_label.setText(f"{k} / {volume.shape[2] - 1}  (S {position:.1f} mm){tag}")
+        self.slice_marker.setValue(k)
+
+    def set_preset(self, name: str) -> None:
+        """Apply a window/level preset (CT abdomen, liver, lung; MRI automatic percentiles)."""
+        if self.session is None:
+            return
+        self.levels = window_levels(name, self.session.volume.data)
+        self.view.set_levels(self.levels)
+        self.levels_label.setText(f"{self.levels[0]:.0f} … {self.levels[1]:.0f}")
+        if self.preset_combo.currentText() != name:
+            self.preset_combo.setCurrentText(name)
+
+    def _overlay(self, k: int):
+        result = self.session.result[:, :, k] if self.session.result is not None else None
+        return overlay_rgba(result, self.session.supports.get(k))
+
+    def cursor_text(self, ij) -> str:
+        """Readout for fractional voxel (i, j) of the current slice: voxel, RAS mm, value."""
+        if self.session is None or ij is None:
+            return " "
+        volume = self.session.volume
+        i, j = int(np.floor(ij[0])), int(np.floor(ij[1]))
+        k = self.slice_index
+        if not (0 <= i < volume.shape[0] and 0 <= j < volume.shape[1]):
+            return " "
+        x, y, z = volume.voxel_to_mm((i, j, k))
+        value = float(volume.data[i, j, k])
+        inside = ""
+        if self.session.result is not None and self.session.result[i, j, k]:
+            inside = f" · {self.organ_edit.text() or 'organ'}"
+        return f"voxel ({i}, {j}, {k}) · RAS ({x:.1f}, {y:.1f}, {z:.1f}) mm · {value:.0f} {volume.unit}{inside}"
+
+    def _on_cursor(self, ij) -> None:
+        self.readout.setText(self.cursor_text(ij))
+
+    # ================================================================== supports
+    def set_tool(self, tool: str) -> None:
+        self.view.set_tool(tool)
+        self.tool_buttons[tool].setChecked(True)
+
+    def _edit_mask(self, k: int):
+        """Drawing target: slice k's support mask, created on the first stroke."""
+        if self.session is None or self._run_relay is not None:
+            return None
+        created = k not in self.session.supports
+        mask = self.session.support_mask(k, create=True)
+        if created:
+            self._refresh_supports()
+        return mask
+
+    def _on_mask_edited(self, k: int) -> None:
+        self.view.set_overlay(self._overlay(k))
+        self._refresh_supports()
+
+    def make_support(self, k: int | None = None) -> None:
+        """Make slice ``k`` (default: the current one) a support slice and pick the brush."""
+        if self.session is None:
+            return
+        k = self.slice_index if k is None else k
+        self.session.support_mask(k, create=True)
+        self.set_tool(BRUSH)
+        self._refresh_supports()
+        self.set_slice(k)
+
+    def set_support_mask(self, mask: np.ndarray, k: int | None = None) -> None:
+        """Use ``mask`` ((X, Y) bool) as the support mask of slice ``k`` (default: current)."""
+        k = self.slice_index if k is None else k
+        self.session.set_support(k, mask)
+        self._refresh_supports()
+        self.set_slice(k)
+
+    def load_support_file(self, path: str, label: int | None = None) -> None:
+        """Read the current slice's support mask from a NIfTI (volume or slice) or 2D image."""
+        self.session.load_support(self.slice_index, path, label=label)
+        self._refresh_supports()
+        self.set_slice(self.slice_index)
+
+    def remove_support(self, k: int | None = None) -> None:
+        if self.session is None:
+            return
+        k = self.slice_index if k is None else k
+        self.session.remove_support(k)
+        self._refresh_supports()
+        self.set_slice(self.slice_index)
+
+    def _refresh_supports(self) -> None:
+        supports = sorted(self.session.supports) if self.session else []
+        if not supports:
+            self.supports_label.setText("none yet: go to a slice showing the organ and outline it")
+        else:
+            parts = [f"{k} ({int(self.session.supports[k].sum())} px)" for k in supports]
+            self.supports_label.setText("support slices: " + ", ".join(parts))
+        self._refresh_plot()
+
+    # ================================================================== running
+    def run(self) -> None:
+        """Segment every slice from the support slices on a worker thread."""
+        if self.session is None or self._run_relay is not None:
+            return
+        try:
+            supports = self.session.ready_supports()
+        except Exception as error:  # noqa: BLE001
+            self._run_failed(error)
+            return
+        self._show_error(None)
+        name = self.model_combo.currentText().strip() or DEFAULT_MODEL
+        session, keep = self.session, self.connected_check.isChecked()
+        cached = self._predictors.get(name)
+
+        def job(relay):
+            from lobule.inference.fewshot.predict import SlicePredictor
+
+            predictor = cached or SlicePredictor.from_checkpoint(name)
+            mask = session.compute(predictor, supports, keep_connected=keep, progress=relay.progress.emit,
+                                   cancelled=relay.cancelled)
+            return session, predictor, name, mask, sorted(supports), relay.cancelled()
+
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)
+        self.result_label.setText("Segmenting…")
+        self._run_relay = start_job(job, self._run_done, self._run_failed, self._run_progress)
+
+    def cancel(self) -> None:
+        if self._run_relay is not None:
+            self._run_relay.cancel()
+
+    def _run_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _finish_run(self) -> None:
+        self._run_relay = None
+        self.run_button.setEnabled(self.session is not None)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+
+    def _run_done(self, outcome) -> None:
+        session, predictor, name, mask, supports, cancelled = outcome
+        self._finish_run()
+        self._predictors[name] = predictor
+        if session is not self.session:  # another volume was opened meanwhile
+            return
+        if cancelled:
+            self.progress.setValue(0)
+            self.result_label.setText("Cancelled; the previous result is kept.")
+            return
+        self.progress.setValue(1)
+        self.session.organ = self.organ_edit.text() or "organ"
+        self.session.set_result(mask, supports, predictor.card.get("name", name))
+        self._refresh_results()
+        self.set_slice(self.slice_index)
+        self.segmentationFinished.emit(float(self.session.volume_ml()))
+
+    def _run_failed(self, error: BaseException) -> None:
+        self._finish_run()
+        message = error_message(error)
+        self.result_label.setText("No result.")
+        self._show_error(message)
+        self.segmentationFailed.emit(message)
+
+    def _refresh_results(self) -> None:
+        ml = self.session.volume_ml() if self.session else None
+        if ml is None:
+            self.result_label.setText("No result yet.")
+        else:
+            slices = int(self.session.result.any(axis=(0, 1)).sum())
+            organ = self.organ_edit.text() or "organ"
+            self.result_label.setText(f"{organ}: {ml:.1f} mL in {slices} slices")
+        self._refresh_plot()
+
+    def _refresh_plot(self) -> None:
+        if self.session is None:
+            self.area_curve.setData([], [])
+            self.support_points.setData([], [])
+            return
+        areas = self.session.areas_mm2()
+        if areas is None:
+            self.area_curve.setData([], [])
+        else:
+            self.area_curve.setData(np.arange(len(areas)), areas / 100.0)
+        supports = sorted(self.session.supports)
+        height = [float(self.session.supports[k].sum()) * float(np.prod(self.session.volume.spacing[:2])) / 100.0
+                  for k in supports]
+        self.support_points.setData(supports, height)
+
+    # ================================================================== exports
+    def export_mask(self, path: str) -> Path:
+        """Write the result as NIfTI with the input's geometry."""
+        return self.session.export_mask(path)
+
+    def export_csv(self, path: str) -> Path:
+        """Write the organ volume and slice areas as CSV."""
+        self.session.organ = self.organ_edit.text() or "organ"
+        return self.session.export_csv(path)
+
+    # ================================================================== dialogs
+    def _open_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open volume", "", "Volumes (*.nii *.nii.gz *.dcm);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _open_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM series folder")
+        if path:
+            self.open_path(path)
+
+    def _load_mask_dialog(self) -> None:
+        if self.session is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Load support mask", "",
+                                              "Masks (*.nii *.nii.gz *.png *.tif *.tiff);;All files (*)")
+        if not path:
+            return
+        try:
+            self.load_support_file(path)
+        except Exception as error:  # noqa: BLE001
+            message = error_message(error)
+            if "--label" not in message:
+                self._show_error(message)
+                return
+            label, ok = QInputDialog.getInt(self, "Several labels", message.split(";")[0] + "\nOrgan label:", 1, 1, 255)
+            if ok:
+                self._guarded(lambda: self.load_support_file(path, label=label))
+
+    def _export_mask_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export mask", "mask.nii.gz", "NIfTI (*.nii.gz *.nii)")
+        if path:
+            self._guarded(lambda: self.export_mask(path))
+
+    def _export_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export numbers", "organ.csv", "CSV (*.csv)")
+        if path:
+            self._guarded(lambda: self.export_csv(path))
+
+    def _guarded(self, action) -> None:
+        try:
+            action()
+        except Exception as error:  # noqa: BLE001 - shown, never a crash
+            self._show_error(error_message(error))
+
+    def _show_error(self, message: str | None) -> None:
+        self.banner.setVisible(bool(message))
+        self.banner.setText(message or "")

@@ -1,0 +1,96 @@
+"""One-shot segmentation of a whole volume from one or more annotated support slices."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from lobule.inference.errors import InputError
+
+
+def nearest_support(slice_index: int, supports: list[int]) -> int:
+    """The support slice closest to ``slice_index`` (the lower one on a tie)."""
+    return min(supports, key=lambda s: (abs(s - slice_index), s))
+
+
+def segment_volume(
+    predictor: Callable,
+    image: np.ndarray,
+    supports: Mapping[int, np.ndarray],
+    keep_connected: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Organ mask of every slice of a volume.
+
+    Each slice that is not a support is predicted from its nearest support slice; support slices
+    keep their given masks.
+
+    Parameters
+    ----------
+    predictor : ``predictor(support_image, support_mask, queries) -> (N, X, Y) bool`` on
+        normalised slices (:class:`~lobule.inference.fewshot.predict.SlicePredictor`).
+    image : (X, Y, Z) float32 normalised volume.
+    supports : slice index -> (X, Y) bool mask (at least one, none empty).
+    keep_connected : keep only the 3D connected components (26-neighbourhood) that touch a support
+        mask: removes look-alike structures in slices far from the organ. The evaluation protocol
+        of SSL-ALPNet does not do this.
+    progress : called with (slices done, slices total).
+    cancelled : polled between batches; when it returns True the partial result is returned.
+
+    Returns
+    -------
+    (X, Y, Z) bool mask.
+
+    Raises
+    ------
+    InputError
+        No support, an empty support mask, a support outside the volume or of the wrong shape.
+    """
+    depth = image.shape[2]
+    if not supports:
+        raise InputError("no support slice: outline the organ on one slice first")
+    for k, mask in supports.items():
+        if not 0 <= k < depth:
+            raise InputError(f"support slice {k} is outside the volume (0..{depth - 1})")
+        if mask.shape != image.shape[:2]:
+            raise InputError(f"support mask of slice {k} is {mask.shape}, slices are {image.shape[:2]}")
+        if not mask.any():
+            raise InputError(f"the support mask of slice {k} is empty")
+    result = np.zeros(image.shape, dtype=bool)
+    order = sorted(supports)
+    groups: dict[int, list[int]] = {k: [] for k in order}
+    for z in range(depth):
+        if z in supports:
+            result[:, :, z] = supports[z]
+        else:
+            groups[nearest_support(z, order)].append(z)
+    total, done = depth - len(supports), 0
+    for k, queries in groups.items():
+        if not queries:
+            continue
+        if cancelled is not None and cancelled():
+            break
+        stack = np.moveaxis(image[:, :, queries], 2, 0)
+        predicted = predictor(image[:, :, k], supports[k], stack)
+        result[:, :, queries] = np.moveaxis(predicted, 0, 2)
+        done += len(queries)
+        if progress is not None:
+            progress(done, total)
+    if keep_connected:
+        result = connected_to_supports(result, supports)
+    return result
+
+
+def connected_to_supports(mask: np.ndarray, supports: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Keep the 26-connected components of ``mask`` that overlap a support slice's mask."""
+    labels, count = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+    if count == 0:
+        return mask
+    keep = set()
+    for k, support in supports.items():
+        keep.update(int(v) for v in np.unique(labels[:, :, k][support]) if v)
+    if not keep:
+        return mask
+    return np.isin(labels, sorted(keep))
