@@ -2,20 +2,57 @@
 GUI ones (``gui``, ``view``), whose Qt imports happen only when they run."""
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
-from lobule.inference.cli import not_yet_available, run
+from lobule.inference.cli import run
+from lobule.models.errors import LobuleError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if not (200 <= width <= 8000 and 150 <= height <= 8000):
+        raise argparse.ArgumentTypeError(f"window size out of range: {text}")
+    return width, height
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from lobule.app.launch import run_gui
+
+    path = args.file
+    if args.demo:
+        if path is not None:
+            raise LobuleError("give either FILE or --demo, not both")
+        from lobule.resources import DEMO_SLIDE
+
+        path = DEMO_SLIDE
+    return run_gui(path)
+
+
+def _view(args: argparse.Namespace) -> int:
+    from lobule.app.launch import quiet_qt_warnings, save_screenshot
+
+    quiet_qt_warnings()
+    out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout)
+    print(out)
+    return 0
 
 
 def register_gui(commands, train) -> None:
     p = commands.add_parser("gui", help="the desktop app, optionally opening FILE")
     p.add_argument("file", nargs="?", help="slide, FFA image or volume to open")
-    p.set_defaults(func=not_yet_available("gui"))
+    p.add_argument("--demo", action="store_true", help="open the bundled demo slide")
+    p.set_defaults(func=_gui)
     v = commands.add_parser("view", help="open FILE offscreen and save a screenshot of the main window")
-    v.add_argument("file")
-    v.add_argument("--screenshot", required=True, metavar="PNG")
-    v.set_defaults(func=not_yet_available("view"))
+    v.add_argument("file", help="slide, FFA image or volume")
+    v.add_argument("--screenshot", required=True, metavar="PNG", help="where to write the screenshot")
+    v.add_argument("--size", type=_size, default=(1600, 1000), metavar="WxH", help="window size (1600x1000)")
+    v.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (120)")
+    v.set_defaults(func=_view)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,122 @@
+"""Starting the GUI: the interactive app (``lobule gui``) and offscreen screenshots (``lobule view``)."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lobule.models.atomic import atomic_path
+from lobule.models.errors import LobuleError
+
+SCREENSHOT_SIZE = (1600, 1000)
+
+
+def application():
+    """The QApplication (created on first use)."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("Lobule")
+        app.setOrganizationName("Lobule")
+    return app
+
+
+def run_gui(path: str | os.PathLike | None = None) -> int:
+    """Show the main window (opening ``path`` if given) and run until it closes; the exit code."""
+    from PySide6.QtCore import QTimer
+
+    from lobule.app.main_window import MainWindow
+
+    app = application()
+    window = MainWindow()
+    window.show()
+    if path is not None:
+        QTimer.singleShot(0, lambda: window.open_path(path))
+    return app.exec()
+
+
+def quiet_qt_warnings() -> None:
+    """Drop Qt's debug/info/warning chatter (e.g. the offscreen platform's "does not support
+    propagateSizeHints()") so a command's stderr holds only its own one-line messages; set
+    LOBULE_QT_DEBUG=1 to see them. Critical and fatal messages still go to stderr."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    if os.environ.get("LOBULE_QT_DEBUG"):
+        return
+
+    def handler(kind, context, message) -> None:
+        if kind in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg):
+            print(f"Qt: {message}", file=sys.stderr)
+
+    qInstallMessageHandler(handler)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Run the Qt event loop until ``condition()`` is true or ``timeout`` seconds passed."""
+    from PySide6.QtCore import QEventLoop
+
+    app = application()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+        time.sleep(0.005)
+    return True
+
+
+def _tab_ready(window, target: str) -> bool:
+    from lobule.app import routing
+
+    if window.is_opening(target):
+        return False
+    if target == routing.SLIDE:
+        tab = window.slide_tab
+        return tab.document is not None and tab.loading_path is None and tab.view.is_viewport_complete()
+    tab = window.volume_tab if target == routing.VOLUME else window.ffa_tab
+    ready = getattr(tab, "is_ready", None)
+    return True if ready is None else bool(ready())
+
+
+def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
+                    size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0) -> Path:
+    """Open ``path`` in an offscreen main window, wait until the visible tiles are loaded at the
+    level the zoom asks for (not stretched stand-ins), save the window as PNG (atomically).
+
+    Raises
+    ------
+    LobuleError
+        The file cannot be opened (its one-line reason), the PNG's folder does not exist, or
+        loading took longer than ``timeout`` seconds.
+    """
+    png = Path(png)
+    if not png.parent.is_dir():
+        raise LobuleError(f"{png.parent}: no such folder for the screenshot")
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from lobule.app.main_window import MainWindow
+
+    app = application()
+    window = MainWindow(show_dialogs=False)
+    failures: list[str] = []
+    window.openFailed.connect(lambda _path, message: failures.append(message))
+    window.resize(*size)
+    window.show()
+    try:
+        target = window.open_path(path)
+        done = wait_until(lambda: bool(failures) or _tab_ready(window, target), timeout)
+        if failures:
+            raise LobuleError(failures[0])
+        if not done:
+            raise LobuleError(f"{Path(path).name}: timed out after {timeout:g} s waiting for the view to load")
+        app.processEvents()
+        image = window.grab().toImage()
+        with atomic_path(png) as tmp:
+            if not image.save(str(tmp), "PNG"):
+                raise LobuleError(f"{png}: cannot write the screenshot")
+    finally:
+        window.close()
+    return png

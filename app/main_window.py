@@ -1,0 +1,203 @@
+"""The main window: Slide, FFA and MRI/CT tabs, File menu with recent files, drag and drop."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
+
+from lobule.app import routing, settings
+from lobule.app.errors import error_message, show_error
+from lobule.app.ffa_tab import FFATab
+from lobule.app.slide_tab import SlideTab
+from lobule.app.view_state import PRESET_MAGNIFICATIONS
+from lobule.app.volume_tab import VolumeTab
+
+SLIDE_FILTER = ("Slides and images (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.bif *.vms *.vmu *.svslide *.dcm "
+                "*.png *.jpg *.jpeg *.bmp *.gif *.webp)")
+VOLUME_FILTER = "Volumes (*.nii *.nii.gz *.dcm)"
+ALL_FILTER = "All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """Lobule's main window.
+
+    Parameters
+    ----------
+    show_dialogs : show open errors in a message box (False for offscreen screenshots, which
+        listen to ``openFailed`` instead).
+
+    Signals
+    -------
+    openFailed(str, str) : path, one-line reason (also shown in a dialog when ``show_dialogs``).
+    """
+
+    openFailed = Signal(str, str)
+
+    def __init__(self, show_dialogs: bool = True, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.show_dialogs = show_dialogs
+        self.setWindowTitle("Lobule")
+        self.setAcceptDrops(True)
+        self.slide_tab = SlideTab()
+        self.ffa_tab = FFATab()
+        self.volume_tab = VolumeTab()
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.slide_tab, "Slide")
+        self.tabs.addTab(self.ffa_tab, "FFA")
+        self.tabs.addTab(self.volume_tab, "MRI/CT")
+        self.setCentralWidget(self.tabs)
+        self._tab_for = {routing.SLIDE: self.slide_tab, routing.FFA: self.ffa_tab, routing.VOLUME: self.volume_tab}
+        self._opening: dict[str, str] = {}  # route -> path being opened there
+        for target, tab in self._tab_for.items():
+            self._connect_tab(target, tab)
+
+        self.position_label = QLabel()
+        self.zoom_label = QLabel()
+        self.statusBar().addWidget(self.position_label, 1)
+        self.statusBar().addPermanentWidget(self.zoom_label)
+        self.slide_tab.statusChanged.connect(self._update_status)
+        self.tabs.currentChanged.connect(lambda _: self._update_status())
+        self._build_menus()
+        self.resize(1400, 900)
+
+    # --- menus ------------------------------------------------------------------------------
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_action = file_menu.addAction("&Open...", self.open_dialog)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addAction("Open &Demo Slide", self.open_demo)
+        file_menu.addSeparator()
+        quit_action = file_menu.addAction("&Quit", self.close)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+
+        view = self.slide_tab.view
+        view_menu = self.menuBar().addMenu("&View")
+        for text, shortcut, slot in (("Zoom &In", "Ctrl+=", lambda: view.zoom_by(1.5)),
+                                     ("Zoom &Out", "Ctrl+-", lambda: view.zoom_by(1 / 1.5)),
+                                     ("&Fit to Window", "Ctrl+0", view.fit)):
+            action = view_menu.addAction(text, slot)
+            action.setShortcut(QKeySequence(shortcut))
+        view_menu.addSeparator()
+        for index, mag in enumerate(PRESET_MAGNIFICATIONS, start=1):
+            action = view_menu.addAction(f"{mag:g}x Magnification", lambda m=mag: view.set_magnification(m))
+            action.setShortcut(QKeySequence(f"Ctrl+{index}"))
+        view_menu.addSeparator()
+        view_menu.addAction(self.slide_tab.overview_action)
+        view_menu.addAction(self.slide_tab.info_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About Lobule", self._about)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = settings.recent_files()
+        for path in files:
+            action = self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_path(p))
+            action.setToolTip(path)
+            action.setStatusTip(path)
+        if not files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear Recent Files", settings.clear_recent_files)
+
+    def _about(self) -> None:
+        from lobule.inference.cli import version
+
+        QMessageBox.about(self, "About Lobule",
+                          f"<b>Lobule {version()}</b><br>Quantitative liver pathology: whole-slide viewer, "
+                          "tissue segmentation, NAS-related quantification; FFA and MRI/CT tabs.")
+
+    # --- opening ----------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        filters = [SLIDE_FILTER, VOLUME_FILTER, ALL_FILTER]
+        path, _ = QFileDialog.getOpenFileName(self, "Open slide, image or volume", "", ";;".join(filters))
+        if path:
+            self.open_path(path)
+
+    def open_demo(self) -> None:
+        from lobule.resources import DEMO_SLIDE
+
+        self.open_path(DEMO_SLIDE)
+
+    def _connect_tab(self, target: str, tab: QWidget) -> None:
+        """Follow a tab's open outcome: a success signal (``opened(str)`` or ``imageOpened(str)``)
+        and a failure signal (``openFailed(str, str)`` or ``failed(str)``), where it has them."""
+        for name in ("opened", "imageOpened"):
+            if hasattr(tab, name):
+                getattr(tab, name).connect(lambda path, t=target: self._on_opened(t, str(path)))
+                break
+        if hasattr(tab, "openFailed"):
+            tab.openFailed.connect(lambda path, message, t=target: self._on_open_failed(t, path, message))
+        elif hasattr(tab, "failed"):
+            tab.failed.connect(lambda message, t=target: self._on_open_failed(t, None, message))
+
+    def is_opening(self, target: str) -> bool:
+        """True while a path routed to ``target`` (see :mod:`lobule.app.routing`) is being opened."""
+        return target in self._opening
+
+    def open_path(self, path: str | os.PathLike) -> str:
+        """Open ``path`` in the tab it belongs to (see :func:`lobule.app.routing.route`), make that
+        tab current and return its route. Tabs open in the background and report through their
+        signals; a tab's ``open_path`` may also raise at once. Errors are reported through
+        ``openFailed`` (and a dialog), never raised."""
+        path = str(path)
+        target = routing.route(path, ffa_current=self.tabs.currentWidget() is self.ffa_tab)
+        tab = self._tab_for[target]
+        self.tabs.setCurrentWidget(tab)
+        self._opening[target] = path
+        try:
+            tab.open_path(path)
+        except Exception as error:  # noqa: BLE001 - any failure becomes a dialog, never a crash
+            self._on_open_failed(target, path, error_message(error))
+        else:
+            if not any(hasattr(tab, name) for name in ("opened", "imageOpened")):
+                self._on_opened(target, path)  # a tab that opens synchronously
+        return target
+
+    def _on_opened(self, target: str, path: str) -> None:
+        path = self._opening.pop(target, path)
+        try:
+            settings.add_recent_file(path)
+        except OSError:  # an unwritable settings folder must not stop the viewer
+            pass
+        self.setWindowTitle(f"{Path(path).name} - Lobule")
+
+    def _on_open_failed(self, target: str, path: str | None, message: str) -> None:
+        if path is None and target not in self._opening:
+            return  # a tab's failure that is not about opening (it shows those itself)
+        path = self._opening.pop(target, path)
+        self._report_failure(path, message)
+
+    def _report_failure(self, path: str, message: str) -> None:
+        self.statusBar().showMessage(message, 10000)
+        self.openFailed.emit(path, message)
+        if self.show_dialogs:
+            show_error(self, "Cannot open", message)
+
+    # --- status and window events -----------------------------------------------------------
+    def _update_status(self) -> None:
+        on_slide = self.tabs.currentWidget() is self.slide_tab
+        self.position_label.setText(self.slide_tab.position_text() if on_slide else "")
+        self.zoom_label.setText(self.slide_tab.zoom_text() if on_slide else "")
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_path(paths[0])
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.slide_tab.shutdown()
+        super().closeEvent(event)
+

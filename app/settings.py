@@ -1,0 +1,74 @@
+"""User settings of the desktop app (an INI file under the user's config folder).
+
+The file is ``$XDG_CONFIG_HOME/lobule/lobule.ini`` (``~/.config/lobule/lobule.ini`` by default),
+looked up on every access, so tests that point HOME / XDG_CONFIG_HOME elsewhere are isolated.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+MAX_RECENT = 10
+DEFAULT_TILE_CACHE_MB = 512
+MIN_TILE_CACHE_MB = 64
+
+
+def settings_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lobule" / "lobule.ini"
+
+
+def _settings() -> QSettings:
+    return QSettings(str(settings_path()), QSettings.Format.IniFormat)
+
+
+def recent_files() -> list[str]:
+    """Recently opened files and folders, newest first."""
+    value = _settings().value("recent/files", [])
+    if isinstance(value, str):  # QSettings returns a lone string for a one-element list
+        value = [value]
+    return [str(v) for v in value or []][:MAX_RECENT]
+
+
+def add_recent_file(path: str | os.PathLike) -> list[str]:
+    """Put ``path`` (made absolute) first in the recent files; returns the new list."""
+    path = str(Path(path).expanduser().absolute())
+    files = [path] + [p for p in recent_files() if p != path]
+    files = files[:MAX_RECENT]
+    settings = _settings()
+    settings.setValue("recent/files", files)
+    settings.sync()
+    return files
+
+
+def clear_recent_files() -> None:
+    settings = _settings()
+    settings.remove("recent/files")
+    settings.sync()
+
+
+def tile_cache_bytes() -> int:
+    """Budget of the viewer's tile cache in bytes (setting ``viewer/tile_cache_mb``, at least
+    :data:`MIN_TILE_CACHE_MB` so a full-screen viewport always fits)."""
+    try:
+        mb = int(_settings().value("viewer/tile_cache_mb", DEFAULT_TILE_CACHE_MB))
+    except (TypeError, ValueError):
+        mb = DEFAULT_TILE_CACHE_MB
+    return max(mb, MIN_TILE_CACHE_MB) << 20
+
+
+def set_tile_cache_mb(mb: int) -> None:
+    settings = _settings()
+    settings.setValue("viewer/tile_cache_mb", int(mb))
+    settings.sync()
+
+
+def tile_threads() -> int:
+    """Tile-reading worker threads (setting ``viewer/tile_threads``; default: CPU cores, 2..8)."""
+    default = min(max(os.cpu_count() or 2, 2), 8)
+    try:
+        return max(1, int(_settings().value("viewer/tile_threads", default)))
+    except (TypeError, ValueError):
+        return default

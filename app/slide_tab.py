@@ -1,0 +1,254 @@
+"""The Slide tab: toolbar, missing-mpp banner, slide view with overview, slide-info panel."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
+                               QToolBar, QVBoxLayout, QWidget)
+
+from lobule.app import settings
+from lobule.app.errors import error_message
+from lobule.app.overview import OverviewWidget
+from lobule.app.slide_document import SlideDocument, load_document
+from lobule.app.slide_info import SlideInfoPanel
+from lobule.app.slide_view import SlideView
+from lobule.app.tile_layer import SlideTileProvider, TileLayer
+from lobule.app.view_state import PRESET_MAGNIFICATIONS, base_magnification
+from lobule.app.workers import run_in_background
+
+BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px solid #e0c36a; }"
+                " QLabel { color: #4a3b00; }")
+
+
+class SlideTab(QWidget):
+    """Views one slide at a time.
+
+    Signals
+    -------
+    opened(str) : the slide at this path is shown.
+    openFailed(str, str) : path, one-line reason.
+    statusChanged() : :meth:`position_text` or :meth:`zoom_text` changed.
+    """
+
+    opened = Signal(str)
+    openFailed = Signal(str, str)
+    statusChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document: SlideDocument | None = None
+        self.slide_layer: TileLayer | None = None
+        self._open_token = 0
+        self._cursor: tuple[float, float] | None = None
+        self.loading_path: str | None = None
+
+        self.view = SlideView(settings.tile_cache_bytes(), settings.tile_threads())
+        self.overview = OverviewWidget(self.view)
+        self.info = SlideInfoPanel()
+        self.info.mppEntered.connect(self.set_mpp)
+
+        self.toolbar = self._build_toolbar()
+        self.banner = self._build_banner()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self.view)
+        splitter.addWidget(self.info)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 0)
+        splitter.setSizes([1000, 330])
+        splitter.setCollapsible(0, False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.banner)
+        layout.addWidget(splitter, 1)
+
+        self.view.viewChanged.connect(self._on_view_changed)
+        self.view.cursorMoved.connect(self._on_cursor)
+        self._update_controls()
+
+    # --- construction -----------------------------------------------------------------------
+    def _build_toolbar(self) -> QToolBar:
+        bar = QToolBar("Slide")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.fit_action = bar.addAction("Fit", self.view.fit)
+        self.fit_action.setToolTip("Fit the whole slide in the window (Ctrl+0)")
+        self.zoom_out_action = bar.addAction("−", lambda: self.view.zoom_by(1 / 1.5))
+        self.zoom_out_action.setToolTip("Zoom out (-)")
+        self.zoom_in_action = bar.addAction("+", lambda: self.view.zoom_by(1.5))
+        self.zoom_in_action.setToolTip("Zoom in (+)")
+        bar.addSeparator()
+        self.magnification_actions: dict[float, QAction] = {}
+        group = QActionGroup(self)
+        group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
+        for mag in PRESET_MAGNIFICATIONS:
+            action = bar.addAction(f"{mag:g}x", lambda m=mag: self.view.set_magnification(m))
+            action.setCheckable(True)
+            action.setToolTip(f"Show the slide at {mag:g}x equivalent magnification (40x ~ 0.25 µm/px)")
+            group.addAction(action)
+            self.magnification_actions[mag] = action
+        bar.addSeparator()
+        self.zoom_label = QLabel()
+        self.zoom_label.setMinimumWidth(70)
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.zoom_label.setToolTip("Current equivalent magnification")
+        bar.addWidget(self.zoom_label)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        self.overview_action = bar.addAction("Overview")
+        self.overview_action.setCheckable(True)
+        self.overview_action.setChecked(True)
+        self.overview_action.toggled.connect(self._toggle_overview)
+        self.info_action = bar.addAction("Slide info")
+        self.info_action.setCheckable(True)
+        self.info_action.setChecked(True)
+        self.info_action.toggled.connect(self.info.setVisible)
+        return bar
+
+    def _build_banner(self) -> QFrame:
+        banner = QFrame()
+        banner.setObjectName("mppBanner")
+        banner.setStyleSheet(BANNER_STYLE)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(10, 6, 10, 6)
+        text = QLabel("<b>Pixel size unknown.</b> This slide does not record its micrometres per pixel (mpp); "
+                      "the scale bar, µm readouts and magnification need it.")
+        text.setWordWrap(True)
+        self.banner_field = QDoubleSpinBox()
+        self.banner_field.setDecimals(4)
+        self.banner_field.setRange(0.01, 100.0)
+        self.banner_field.setSingleStep(0.01)
+        self.banner_field.setValue(0.25)
+        self.banner_field.setSuffix(" µm/px")
+        button = QPushButton("Set pixel size")
+        button.clicked.connect(lambda: self.set_mpp(self.banner_field.value()))
+        row.addWidget(text, 1)
+        row.addWidget(self.banner_field)
+        row.addWidget(button)
+        banner.hide()
+        return banner
+
+    # --- opening ----------------------------------------------------------------------------
+    def open_path(self, path: str | os.PathLike, mpp=None) -> None:
+        """Start opening ``path`` on a worker thread; ``opened`` or ``openFailed`` follows."""
+        self._open_token += 1
+        token = self._open_token
+        path = str(path)
+        self.loading_path = path
+        self.statusChanged.emit()
+        run_in_background(lambda: load_document(path, mpp),
+                          lambda document: self._on_loaded(token, path, document),
+                          lambda error: self._on_failed(token, path, error))
+
+    def _on_loaded(self, token: int, path: str, document: SlideDocument) -> None:
+        if token != self._open_token:  # a newer open superseded this one
+            document.reader.close()
+            return
+        self.loading_path = None
+        self.close_slide()
+        self.document = document
+        self.slide_layer = TileLayer(SlideTileProvider(document.reader), "Slide", preview=document.thumbnail)
+        self._apply_mpp()
+        self.view.add_layer(self.slide_layer)
+        self.overview.set_thumbnail(document.thumbnail if self.overview_action.isChecked() else None)
+        self.info.set_document(document)
+        self._update_controls()
+        self.opened.emit(path)
+
+    def _on_failed(self, token: int, path: str, error: BaseException) -> None:
+        if token != self._open_token:
+            return
+        self.loading_path = None
+        self.statusChanged.emit()
+        self.openFailed.emit(path, error_message(error))
+
+    def close_slide(self) -> None:
+        """Remove the current slide (its reader is closed once no tile read uses it)."""
+        if self.slide_layer is not None:
+            self.view.clear_layers(close_providers=True)
+        self.slide_layer = None
+        self.document = None
+        self.overview.set_thumbnail(None)
+        self.info.set_document(None)
+        self._update_controls()
+
+    def shutdown(self) -> None:
+        """Stop tile workers and close the slide (the window is closing)."""
+        self._open_token += 1
+        self.view.shutdown()
+        self.document = None
+        self.slide_layer = None
+
+    # --- pixel size -------------------------------------------------------------------------
+    def set_mpp(self, mpp: float) -> None:
+        """Use ``mpp`` micrometres per pixel for this slide (the user typed it).
+
+        Raises InputError for a value that is not a positive number (the fields cannot send one).
+        """
+        if self.document is None:
+            return
+        self.document.set_user_mpp(mpp)
+        self._apply_mpp()
+        self.info.update_mpp(self.document)
+        self._update_controls()
+
+    def _apply_mpp(self) -> None:
+        document = self.document
+        mpp = document.mpp[0] if document and document.mpp else None
+        self.view.set_mpp(mpp)
+        self.view.base_magnification = (base_magnification(mpp, document.reader.objective_power)
+                                        if document else None)
+        self.banner.setVisible(document is not None and document.mpp is None)
+
+    # --- status -----------------------------------------------------------------------------
+    def _toggle_overview(self, on: bool) -> None:
+        self.overview.set_thumbnail(self.document.thumbnail if on and self.document else None)
+
+    def _on_cursor(self, point) -> None:
+        self._cursor = point
+        self.statusChanged.emit()
+
+    def _on_view_changed(self) -> None:
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        has_slide = self.document is not None
+        magnification = self.view.magnification() if has_slide else None
+        for mag, action in self.magnification_actions.items():
+            action.setEnabled(has_slide and self.view.base_magnification is not None)
+            action.setChecked(magnification is not None and abs(magnification / mag - 1) < 0.01)
+        for action in (self.fit_action, self.zoom_in_action, self.zoom_out_action):
+            action.setEnabled(has_slide)
+        self.zoom_label.setText(self.zoom_text(short=True) if has_slide else "")
+        self.statusChanged.emit()
+
+    def position_text(self) -> str:
+        """Cursor position for the status bar: level-0 px and, with an mpp, µm."""
+        if self.loading_path:
+            return f"Opening {Path(self.loading_path).name}..."
+        if self.document is None or self._cursor is None:
+            return ""
+        x, y = self._cursor
+        width, height = self.document.reader.dimensions
+        if not (0 <= x < width and 0 <= y < height):
+            return "outside the slide"
+        text = f"x {x:,.0f}  y {y:,.0f} px"
+        if self.document.mpp:
+            text += f"   ({x * self.document.mpp[0]:,.1f}, {y * self.document.mpp[1]:,.1f} µm)"
+        return text
+
+    def zoom_text(self, short: bool = False) -> str:
+        """``"12.5x"`` (or the zoom in % without a scale), plus the level shown unless ``short``."""
+        if self.document is None or self.slide_layer is None:
+            return ""
+        magnification = self.view.magnification()
+        zoom = f"{magnification:.3g}x" if magnification is not None else f"{self.view.state.scale * 100:.3g}%"
+        if short:
+            return zoom
+        level = self.view.level_for(self.slide_layer)
+        downsample = self.slide_layer.provider.level_downsamples[level]
+        return f"{zoom}   level {level} (downsample {downsample:.3g})"

@@ -1,0 +1,169 @@
+"""Loads tiles on worker threads; the GUI thread never waits for a read.
+
+The view hands :meth:`TileLoader.submit` the complete, priority-ordered list of tiles it wants
+now (napari's layer-slicer idea: each new request supersedes the previous one). Queued requests
+that are not in the new list are dropped unread: when the view moves on, stale work is
+abandoned. Reads already running finish and are delivered (they may still be useful).
+
+Results are delivered through Qt signals, which reach slots in the GUI thread as queued calls;
+workers never touch a widget.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from lobule.app.tile_layer import TileProvider, TileRequest
+from lobule.models.errors import LobuleError
+
+
+def array_to_qimage(array: np.ndarray) -> QImage:
+    """Convert an image to a QImage in a format the raster painter blits fastest.
+
+    Parameters
+    ----------
+    array : (H, W, 3) uint8 RGB, (H, W, 4) uint8 straight-alpha RGBA, or (H, W) uint8 grey.
+
+    Returns
+    -------
+    QImage owning its pixels: Format_RGB32 (RGB, grey) or Format_ARGB32_Premultiplied (RGBA).
+    """
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if array.ndim == 2:
+        h, w = array.shape
+        src = QImage(array.data, w, h, w, QImage.Format.Format_Grayscale8)
+        return src.convertToFormat(QImage.Format.Format_RGB32)
+    h, w, channels = array.shape
+    if channels == 3:
+        src = QImage(array.data, w, h, 3 * w, QImage.Format.Format_RGB888)
+        return src.convertToFormat(QImage.Format.Format_RGB32)
+    if channels == 4:
+        src = QImage(array.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
+        return src.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+
+
+class TileLoader(QObject):
+    """A pool of worker threads reading :class:`TileRequest` s, newest wish list first.
+
+    Signals
+    -------
+    tileLoaded(TileRequest, QImage)
+    tileFailed(TileRequest, str) : the provider raised; the one-line reason.
+
+    Attributes
+    ----------
+    dropped : number of queued requests abandoned because a newer :meth:`submit` left them out.
+    loaded : number of tiles read.
+    """
+
+    tileLoaded = Signal(object, object)
+    tileFailed = Signal(object, str)
+
+    def __init__(self, threads: int = 2, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._queue: deque[TileRequest] = deque()
+        self._running: set[TileRequest] = set()
+        self._busy: dict[int, int] = {}  # id(provider) -> reads running
+        self._retired: dict[int, tuple[TileProvider, Callable[[], None] | None]] = {}
+        self._stop = False
+        self.dropped = 0
+        self.loaded = 0
+        self._threads = [threading.Thread(target=self._work, name=f"lobule-tile-{i}", daemon=True)
+                         for i in range(max(1, int(threads)))]
+        for thread in self._threads:
+            thread.start()
+
+    # --- GUI-thread API ---------------------------------------------------------------------
+    def submit(self, requests: Sequence[TileRequest]) -> None:
+        """Replace the queue with ``requests`` (most urgent first), minus those already running."""
+        with self._cond:
+            wanted = [r for r in dict.fromkeys(requests) if r not in self._running
+                      and id(r.provider) not in self._retired]
+            keep = set(wanted)
+            self.dropped += sum(1 for r in self._queue if r not in keep)
+            self._queue = deque(wanted)
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        """Requests queued or being read."""
+        with self._cond:
+            return len(self._queue) + len(self._running)
+
+    def retire(self, provider: TileProvider, when_idle: Callable[[], None] | None = None) -> None:
+        """Stop reading from ``provider``; call ``when_idle`` (e.g. ``provider.close``) once no
+        worker reads from it any more (at once if none does; otherwise from a worker thread)."""
+        with self._cond:
+            before = len(self._queue)
+            self._queue = deque(r for r in self._queue if r.provider is not provider)
+            self.dropped += before - len(self._queue)
+            if self._busy.get(id(provider), 0):
+                self._retired[id(provider)] = (provider, when_idle)
+                return
+        if when_idle is not None:
+            when_idle()
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Drop the queue, let running reads finish (up to ``timeout`` s), stop the threads."""
+        with self._cond:
+            self._stop = True
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    # --- worker side ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stop:
+                    self._cond.wait()
+                if self._stop:
+                    return
+                request = self._queue.popleft()
+                self._running.add(request)
+                pid = id(request.provider)
+                self._busy[pid] = self._busy.get(pid, 0) + 1
+            try:
+                image = array_to_qimage(request.provider.read_tile(
+                    request.key.level, request.key.col, request.key.row))
+            except (LobuleError, ValueError, OSError) as exc:
+                self._deliver(self.tileFailed, request, str(exc) or type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - a worker must survive any reader bug
+                self._deliver(self.tileFailed, request, f"{type(exc).__name__}: {exc}")
+            else:
+                self._deliver(self.tileLoaded, request, image)
+            finally:
+                self._finish(request)
+
+    def _finish(self, request: TileRequest) -> None:
+        closer = None
+        with self._cond:
+            self._running.discard(request)
+            pid = id(request.provider)
+            self._busy[pid] -= 1
+            if not self._busy[pid]:
+                del self._busy[pid]
+                retired = self._retired.pop(pid, None)
+                if retired is not None:
+                    closer = retired[1]
+        if closer is not None:
+            closer()
+
+    def _deliver(self, signal, request: TileRequest, payload) -> None:
+        with self._cond:
+            if self._stop:
+                return
+            if signal is self.tileLoaded:
+                self.loaded += 1
+        try:
+            signal.emit(request, payload)
+        except RuntimeError:  # the loader's Qt object was deleted while we were reading
+            pass

@@ -1,0 +1,189 @@
+"""The slide view on real and fixture-written slides: levels follow the zoom, panning, keys,
+wheel, overview, stand-ins while tiles load, the bounded cache, a slide without mpp."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QWheelEvent
+
+from lobule.app.slide_view import SlideView
+from lobule.app.tile_layer import TileKey, TileLayer
+
+
+def _pixels(widget) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of what ``widget`` shows."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return data[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def _at(widget, x: int, y: int) -> tuple[int, ...]:
+    """RGB at widget pixel (x, y) as Python ints."""
+    return tuple(int(v) for v in _pixels(widget)[y, x])
+
+
+def _stained_fraction(rgb: np.ndarray) -> float:
+    """Fraction of H&E-stained pixels (pink/purple: green well below red and blue)."""
+    r, g, b = (rgb[..., i].astype(int) for i in range(3))
+    return float(np.mean((r - g > 30) & (b - g > 10)))
+
+
+def test_demo_slide_opens_and_shows_tissue(slide_tab, wait_loaded, demo_slide):
+    wait_loaded(slide_tab, demo_slide)
+    view = slide_tab.view
+    assert slide_tab.document.mpp == pytest.approx((0.499, 0.499))
+    assert not slide_tab.banner.isVisible()
+    assert view.state.slide_size == (2220, 2967)
+    x0, y0, x1, y1 = view.visible_rect()  # fitted: the whole slide is in view
+    assert x0 < 0 and y0 < 0 and x1 > 2220 and y1 > 2967
+    pixels = _pixels(view)
+    assert _stained_fraction(pixels) > 0.15
+    assert pixels.std() > 30
+
+
+def test_zooming_changes_the_level_shown(slide_tab, wait_loaded, pyramid_tiff):
+    wait_loaded(slide_tab, pyramid_tiff)
+    view, layer = slide_tab.view, slide_tab.slide_layer
+    coarse = view.level_for(layer)
+    assert coarse >= 2
+    view.set_magnification(20.0)  # mpp 0.5: 20x is level 0 at 1:1
+    assert view.magnification() == pytest.approx(20.0)
+    assert view.level_for(layer) == 0
+    wait_loaded(slide_tab)
+    assert any(key.level == 0 for key in view.cache.keys())
+    assert "level 0" in slide_tab.zoom_text()
+    assert slide_tab.magnification_actions[20.0].isChecked()
+    view.zoom_by(1 / 3)
+    assert view.level_for(layer) == 1
+
+
+def test_wheel_zooms_around_the_cursor(slide_tab, wait_loaded, demo_slide):
+    wait_loaded(slide_tab, demo_slide)
+    view = slide_tab.view
+    cursor = QPointF(300, 200)
+    before_point = view.widget_to_level0(cursor.x(), cursor.y())
+    scale = view.state.scale
+    event = QWheelEvent(cursor, view.mapToGlobal(cursor), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    view.wheelEvent(event)
+    assert view.state.scale == pytest.approx(scale * 1.25 ** 2)
+    assert view.widget_to_level0(cursor.x(), cursor.y()) == pytest.approx(before_point)
+
+
+def test_dragging_and_arrow_keys_pan(slide_tab, wait_loaded, qtbot, demo_slide):
+    wait_loaded(slide_tab, demo_slide)
+    view = slide_tab.view
+    view.set_magnification(10.0)
+    cx, cy = view.state.center
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPoint(400, 300))
+    qtbot.mouseMove(view, QPoint(300, 250))
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPoint(300, 250))
+    scale = view.state.scale
+    assert view.state.center == pytest.approx((cx + 100 / scale, cy + 50 / scale))
+    cx, cy = view.state.center
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_Left)
+    assert view.state.center[0] < cx
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert view.state.center[1] > cy
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    assert view.state.scale == pytest.approx(scale * 1.5)
+    wait_loaded(slide_tab)  # the moved viewport fills up
+
+
+def test_overview_click_moves_the_view(slide_tab, wait_loaded, qtbot, demo_slide):
+    wait_loaded(slide_tab, demo_slide)
+    view, overview = slide_tab.view, slide_tab.overview
+    view.set_magnification(20.0)
+    assert overview.isVisible()
+    qtbot.mouseClick(overview, Qt.MouseButton.LeftButton, pos=QPoint(overview.width() // 4, overview.height() * 3 // 4))
+    cx, cy = view.state.center
+    assert cx == pytest.approx(2220 / 4, rel=0.05) and cy == pytest.approx(2967 * 3 / 4, rel=0.05)
+    rect = overview.viewport_rect()
+    assert rect.center().x() == pytest.approx(overview.width() / 4, abs=3)
+
+
+def test_view_is_never_blank_while_tiles_load(qtbot, gated_provider):
+    """Missing tiles are drawn from the preview until the sharp ones arrive; complete only then."""
+    view = SlideView(cache_bytes=64 << 20, threads=2)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    provider = gated_provider(colour=(200, 30, 30))
+    preview = np.full((64, 64, 3), (30, 30, 200), np.uint8)
+    layer = TileLayer(provider, "test", preview=preview)
+    view.add_layer(layer)
+    view.zoom_by(8.0)
+    qtbot.wait(50)
+    assert _at(view, 300, 200) == (30, 30, 200)  # stretched preview, not a blank
+    assert not view.is_viewport_complete()
+    provider.gate.set()
+    qtbot.waitUntil(view.is_viewport_complete, timeout=5000)
+    assert _at(view, 300, 200) == (200, 30, 30)
+    assert all(read[0] == view.level_for(layer) for read in provider.reads[:4])
+    view.shutdown()
+    assert provider.closed
+
+
+def test_overlay_layer_invalidation_reloads_tiles(qtbot, gated_provider):
+    view = SlideView(cache_bytes=64 << 20, threads=2)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    base, overlay = gated_provider(colour=(255, 255, 255)), gated_provider(colour=(0, 200, 0))
+    base.gate.set()
+    overlay.gate.set()
+    view.add_layer(TileLayer(base, "slide"))
+    labels = TileLayer(overlay, "classes", opacity=0.5)
+    view.add_layer(labels)
+    qtbot.waitUntil(view.is_viewport_complete, timeout=5000)
+    assert _at(view, 300, 200) == pytest.approx((127, 227, 127), abs=2)  # 50 % green over white
+    reads = len(overlay.reads)
+    overlay.colour = (200, 0, 0)
+    labels.invalidate()
+    qtbot.waitUntil(view.is_viewport_complete, timeout=5000)
+    assert len(overlay.reads) > reads
+    assert _at(view, 300, 200) == pytest.approx((227, 127, 127), abs=2)
+    labels.visible = False
+    assert _at(view, 300, 200) == (255, 255, 255)
+    view.shutdown()
+
+
+def test_cache_stays_within_its_budget_while_panning(qtbot, pyramid_tiff, wait_loaded):
+    from lobule.app.slide_tab import SlideTab
+
+    tab = SlideTab()
+    qtbot.addWidget(tab)
+    tab.view.cache.max_bytes = 24 << 20
+    tab.resize(900, 600)
+    tab.show()
+    wait_loaded(tab, pyramid_tiff)
+    tab.view.set_magnification(20.0)
+    for x, y in [(500, 500), (3500, 500), (3500, 2500), (500, 2500), (2000, 1500), (500, 500)]:
+        tab.view.center_on(x, y)
+        wait_loaded(tab)
+        assert tab.view.cache.nbytes <= 24 << 20
+    assert tab.view.cache.evictions > 0
+    assert tab.view.cache.max_bytes == 24 << 20  # a screenful fits twice: the budget held
+    tab.shutdown()
+
+
+def test_slide_without_mpp_asks_for_it(slide_tab, wait_loaded, no_mpp_tiff):
+    wait_loaded(slide_tab, no_mpp_tiff)
+    assert slide_tab.document.mpp is None
+    assert slide_tab.banner.isVisible()
+    assert slide_tab.view.magnification() is None
+    assert not slide_tab.magnification_actions[20.0].isEnabled()
+    assert slide_tab.info._fields["Pixel size"].text() == "not recorded in the file"
+    slide_tab._on_cursor((100.0, 50.0))
+    assert "µm" not in slide_tab.position_text()
+    slide_tab.banner_field.setValue(0.25)
+    slide_tab.set_mpp(slide_tab.banner_field.value())
+    assert not slide_tab.banner.isVisible()
+    assert slide_tab.view.mpp == 0.25
+    assert slide_tab.view.magnification() == pytest.approx(40 * slide_tab.view.state.scale)
+    assert "(25.0, 12.5 µm)" in slide_tab.position_text()
+    assert "entered by you" in slide_tab.info._fields["Pixel size"].text()
+    assert slide_tab.magnification_actions[40.0].isEnabled()

@@ -1,0 +1,83 @@
+"""Tiles load on worker threads; a newer wish list drops queued requests unread."""
+from __future__ import annotations
+
+import numpy as np
+
+from lobule.app.tile_layer import TileKey, TileRequest
+from lobule.app.tile_loader import TileLoader, array_to_qimage
+
+
+def _requests(provider, cells, layer_id=1):
+    return [TileRequest(TileKey(layer_id, 0, c, r), 0, provider) for c, r in cells]
+
+
+def test_stale_requests_are_dropped_unread(qtbot, gated_provider):
+    provider = gated_provider()
+    loader = TileLoader(threads=1)
+    loaded = []
+    loader.tileLoaded.connect(lambda request, image: loaded.append(request.key))
+    old = _requests(provider, [(c, 0) for c in range(10)])
+    loader.submit(old)
+    qtbot.waitUntil(lambda: len(loader._running) == 1)  # the worker holds the first tile
+    new = _requests(provider, [(c, 5) for c in range(3)])
+    loader.submit(new)  # the view moved on
+    assert loader.dropped == 9
+    provider.gate.set()
+    qtbot.waitUntil(lambda: len(loaded) == 4, timeout=5000)
+    loader.shutdown()
+    assert provider.reads == [(0, 0, 0), (0, 0, 5), (0, 1, 5), (0, 2, 5)]
+    assert loaded == [old[0].key] + [r.key for r in new]
+
+
+def test_resubmitting_a_running_request_does_not_read_it_twice(qtbot, gated_provider):
+    provider = gated_provider()
+    loader = TileLoader(threads=1)
+    requests = _requests(provider, [(0, 0), (1, 0)])
+    loader.submit(requests)
+    qtbot.waitUntil(lambda: len(loader._running) == 1)
+    loader.submit(requests)
+    provider.gate.set()
+    qtbot.waitUntil(lambda: loader.pending() == 0, timeout=5000)
+    loader.shutdown()
+    assert sorted(provider.reads) == [(0, 0, 0), (0, 1, 0)]
+
+
+def test_retire_closes_the_provider_only_after_running_reads(qtbot, gated_provider):
+    provider = gated_provider()
+    loader = TileLoader(threads=2)
+    loader.submit(_requests(provider, [(c, 0) for c in range(6)]))
+    qtbot.waitUntil(lambda: len(loader._running) == 2)
+    loader.retire(provider, provider.close)
+    assert not provider.closed  # two reads still run
+    provider.gate.set()
+    qtbot.waitUntil(lambda: provider.closed, timeout=5000)
+    loader.shutdown()
+    assert len(provider.reads) == 2
+
+
+def test_failed_reads_are_reported_not_raised(qtbot, gated_provider):
+    provider = gated_provider()
+    provider.gate.set()
+
+    def broken(level, col, row):
+        raise ValueError("corrupt tile")
+
+    provider.read_tile = broken
+    loader = TileLoader(threads=1)
+    with qtbot.waitSignal(loader.tileFailed, timeout=5000) as blocker:
+        loader.submit(_requests(provider, [(0, 0)]))
+    loader.shutdown()
+    assert blocker.args[1] == "corrupt tile"
+
+
+def test_array_to_qimage_keeps_pixels():
+    rgb = np.zeros((3, 5, 3), np.uint8)
+    rgb[1, 2] = (10, 20, 30)
+    image = array_to_qimage(rgb)
+    assert (image.width(), image.height()) == (5, 3)
+    colour = image.pixelColor(2, 1)
+    assert (colour.red(), colour.green(), colour.blue()) == (10, 20, 30)
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (255, 0, 0, 128)
+    colour = array_to_qimage(rgba).pixelColor(0, 0)
+    assert (colour.red(), colour.alpha()) == (255, 128)
