@@ -1,0 +1,80 @@
+"""Tiled inference: overlapping square tiles, predicted in batches, averaged back into one
+full-size probability map (seed 004: 96x96 tiles at test time).
+
+A pure function of the image and a predictor callable (MONAI's sliding-window design), so it is
+testable without a model and the GUI can run it on a worker thread with progress and cancel.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+TILE = 96
+OVERLAP = 48
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+"""(N, 1, T, T) float32 tiles -> (N, T, T) float32 probabilities."""
+
+
+class Cancelled(Exception):
+    """Raised inside :func:`predict_tiled` when ``cancelled()`` returns True."""
+
+
+def tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Start offsets covering ``[0, length)`` with tiles of ``tile`` px every ``stride`` px; the
+    last tile is aligned to the end. ``length`` must be >= ``tile``."""
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] != length - tile:
+        starts.append(length - tile)
+    return starts
+
+
+def predict_tiled(
+    predictor: Predictor,
+    image: np.ndarray,
+    tile: int = TILE,
+    overlap: int = OVERLAP,
+    batch_size: int = 16,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """Probability map of a whole image from overlapping tile predictions.
+
+    Parameters
+    ----------
+    predictor : maps a batch of tiles (N, 1, tile, tile) float32 to (N, tile, tile) float32.
+    image : (H, W) float32 preprocessed image. Images smaller than a tile are zero-padded (the
+        black surround of a fundus image) and the result cropped back.
+    tile, overlap : tile side and overlap in px (stride = tile - overlap).
+    batch_size : tiles per predictor call.
+    progress : called as ``progress(done_tiles, total_tiles)`` after each batch.
+    cancelled : polled before each batch; when it returns True, :class:`Cancelled` is raised.
+
+    Returns
+    -------
+    (H, W) float32: the mean of all tile predictions covering each pixel.
+    """
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, {tile}), got {overlap}")
+    height, width = image.shape
+    padded = np.zeros((max(height, tile), max(width, tile)), np.float32)
+    padded[:height, :width] = image
+    stride = tile - overlap
+    ys = tile_starts(padded.shape[0], tile, stride)
+    xs = tile_starts(padded.shape[1], tile, stride)
+    corners = [(y, x) for y in ys for x in xs]
+    total = np.zeros(padded.shape, np.float64)
+    count = np.zeros(padded.shape, np.float64)
+    for first in range(0, len(corners), batch_size):
+        if cancelled is not None and cancelled():
+            raise Cancelled("tiled prediction cancelled")
+        chunk = corners[first : first + batch_size]
+        batch = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])[:, None]
+        probs = np.asarray(predictor(batch), np.float32)
+        for (y, x), prob in zip(chunk, probs):
+            total[y : y + tile, x : x + tile] += prob
+            count[y : y + tile, x : x + tile] += 1.0
+        if progress is not None:
+            progress(min(first + batch_size, len(corners)), len(corners))
+    return (total / count)[:height, :width].astype(np.float32)

@@ -1,0 +1,121 @@
+"""Running a CNP checkpoint (LadderNet / Enhance LadderNet) over whole angiograms.
+
+``CNPSegmenter.probability(gray8)`` = preprocessing -> 96x96 tiles with 48 px overlap ->
+softmax CNP probability, averaged -> zero outside the field of view. torch is imported when a
+segmenter is built, not when this module is imported.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from lobule.inference.errors import CheckpointError
+from lobule.inference.ffa.patches import OVERLAP, TILE, predict_tiled
+from lobule.inference.ffa.preprocess import field_of_view, preprocess
+
+DEFAULT_MODEL = "ffa-cnp"
+DEFAULT_THRESHOLD = 0.5
+CNP_CLASS = 1
+
+
+def resolve_device(device: str = "auto") -> str:
+    """'auto' -> 'cuda' if available, else 'mps' if available, else 'cpu'."""
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass
+class CNPSegmenter:
+    """A model plus the settings of its card.
+
+    Attributes
+    ----------
+    model : torch module mapping (N, 1, H, W) float32 to (N, 2, H, W) logits.
+    card : its checkpoint card (``{}`` for an untrained model in tests).
+    device : torch device string.
+    threshold : probability above which a pixel is CNP (the card's, chosen on validation data).
+    tile, overlap : tiling in px.
+    """
+
+    model: Any
+    card: dict
+    device: str = "cpu"
+    threshold: float = DEFAULT_THRESHOLD
+    tile: int = TILE
+    overlap: int = OVERLAP
+    batch_size: int = 16
+
+    @classmethod
+    def from_checkpoint(cls, name_or_path: str = DEFAULT_MODEL, device: str = "auto") -> "CNPSegmenter":
+        """Load a checkpoint by name (``ffa-cnp``) or card path.
+
+        Raises
+        ------
+        CheckpointError, UnknownModelError
+            If the checkpoint is missing, does not match its card, or is not an FFA model.
+        """
+        from lobule.models.checkpoint import load_checkpoint
+
+        device = resolve_device(device)
+        model, card = load_checkpoint(name_or_path, device=device)
+        if card.get("task") != "ffa-cnp":
+            raise CheckpointError(f"{card.get('name')} is a {card.get('task')!r} model, not an FFA CNP model")
+        inference = card.get("inference", {})
+        return cls(
+            model,
+            card,
+            device,
+            float(inference.get("threshold", DEFAULT_THRESHOLD)),
+            int(inference.get("tile_size", TILE)),
+            int(inference.get("overlap", OVERLAP)),
+        )
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name", self.model.__class__.__name__))
+
+    def predict_tiles(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, 1, T, T) float32 -> (N, T, T) float32 CNP probabilities."""
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
+            return torch.softmax(logits.float(), dim=1)[:, CNP_CLASS].cpu().numpy()
+
+    def probability(
+        self,
+        gray8: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
+        """CNP probability of every pixel.
+
+        Parameters
+        ----------
+        gray8 : (H, W) uint8 angiogram (``Angiogram.gray8``).
+        progress, cancelled : see :func:`lobule.inference.ffa.patches.predict_tiled`.
+
+        Returns
+        -------
+        (H, W) float32 in [0, 1]; 0 outside the field of view.
+        """
+        self.model.eval()
+        prob = predict_tiled(
+            self.predict_tiles, preprocess(gray8), self.tile, self.overlap, self.batch_size, progress, cancelled
+        )
+        prob[~field_of_view(gray8)] = 0.0
+        return prob
+
+    def mask(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """(H, W) bool CNP mask: ``probability >= threshold`` (the card's threshold by default)."""
+        return probability >= (self.threshold if threshold is None else threshold)

@@ -1,0 +1,94 @@
+"""The FFA tab: open an image, segment with a click, overlay, threshold, area, metrics, ROC, export."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+
+@pytest.fixture
+def tab(qtbot, tiny_checkpoint):
+    from lobule.app.ffa_tab import FFATab
+
+    widget = FFATab()
+    qtbot.addWidget(widget)
+    widget.set_model(str(tiny_checkpoint))
+    return widget
+
+
+def _open(qtbot, tab, path):
+    with qtbot.waitSignal(tab.imageOpened, timeout=20000):
+        tab.open_path(str(path))
+
+
+def test_open_segment_overlay_threshold_and_export(qtbot, tab, angiogram_file, tmp_path):
+    _open(qtbot, tab, angiogram_file)
+    assert tab.image_item.image.shape[:2] == (128, 112)
+    assert tab.pre_item.image.shape == (128, 112)  # the preprocessing view
+    assert tab.run_button.isEnabled() and not tab.export_button.isEnabled()
+    with qtbot.waitSignal(tab.segmented, timeout=60000):
+        qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
+    overlay = tab.overlay_item.image
+    assert overlay is not None and overlay.shape == (128, 112, 4)
+    mask = tab.document.mask()
+    assert (overlay[..., 3] > 0).sum() == mask.sum()
+    assert "CNP area" in tab.area_label.text()
+    tab.set_threshold(0.01)
+    low = tab.document.mask().sum()
+    tab.set_threshold(0.99)
+    assert tab.document.mask().sum() <= low
+    tab.set_scale(um_per_px=10.0)
+    assert "mm²" in tab.area_label.text()
+    tab.overlay_box.setChecked(False)
+    assert tab.overlay_item.image is None
+    paths = tab.export_to(tmp_path)
+    written = cv2.imread(str(tmp_path / "eye_cnp_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert written.shape == (128, 112) and set(np.unique(written)) <= {0, 255}
+    numbers = json.loads((tmp_path / "eye_cnp.json").read_text())
+    assert numbers["cnp_area_px"] == int((written > 0).sum()) and numbers["um_per_px"] == 10.0
+    assert len(paths) == 4
+
+
+def test_ground_truth_metrics_and_roc(qtbot, tab, angiogram_file, tmp_path):
+    _open(qtbot, tab, angiogram_file)
+    with qtbot.waitSignal(tab.segmented, timeout=60000):
+        tab.run_segmentation()
+    truth = np.zeros((128, 112), np.uint8)
+    truth[30:60, 20:50] = 255
+    cv2.imwrite(str(tmp_path / "gt.png"), truth)
+    with qtbot.waitSignal(tab.evaluated, timeout=20000):
+        tab.open_truth(str(tmp_path / "gt.png"))
+    text = tab.metrics_label.text()
+    for name in ("Acc", "Se", "Sp", "F1", "AUC-ROC"):
+        assert name in text
+    x, y = tab.roc_curve.getData()
+    assert x[0] == 0 and y[-1] == 1 and len(x) > 2
+    assert 0.0 <= tab.document.roc.auc <= 1.0
+    assert tab.truth_item.image is not None
+
+
+def test_bad_inputs_show_one_line_in_the_tab(qtbot, tab, tmp_path):
+    from skimage.data import retina
+
+    from lobule.inference.errors import InputError
+
+    with pytest.raises(InputError, match="not found"):
+        tab.open_path(str(tmp_path / "missing.png"))
+    cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((10, 10), np.uint8))
+    with qtbot.waitSignal(tab.failed, timeout=20000) as blocker:
+        tab.open_path(str(tmp_path / "tiny.png"))
+    assert "too small" in blocker.args[0] and "\n" not in blocker.args[0]
+    fundus = tmp_path / "fundus.png"
+    cv2.imwrite(str(fundus), cv2.cvtColor(cv2.resize(retina(), (128, 128)), cv2.COLOR_RGB2BGR))
+    _open(qtbot, tab, fundus)
+    assert "does not look like a fluorescein angiogram" in tab.warning_label.text()
+    small = tmp_path / "small_gt.png"
+    cv2.imwrite(str(small), np.zeros((64, 64), np.uint8))
+    with qtbot.waitSignal(tab.failed, timeout=20000) as blocker:
+        tab.open_truth(str(small))
+    assert blocker.args[0] == "label small_gt.png is 64x64 px but the image is 128x128 px"
