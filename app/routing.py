@@ -12,11 +12,15 @@ FFA_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"
 #: DICOM SOP class "VL Whole Slide Microscopy Image Storage": a DICOM-WSI slide, not a volume.
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
+#: DICOM SOP classes "Ophthalmic Photography 8 / 16 Bit Image Storage": fundus photos and angiograms (FFA tab).
+OPHTHALMIC_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.77.1.5.1", "1.2.840.10008.5.1.4.1.1.77.1.5.2"})
+
 
 def route(path: str | os.PathLike, ffa_current: bool = False) -> str:
     """The tab for ``path``: :data:`VOLUME`, :data:`FFA` or :data:`SLIDE`.
 
     - ``.nii`` / ``.nii.gz``, and DICOM files or folders that are not whole-slide images: MRI/CT;
+    - DICOM ophthalmic photographs: FFA;
     - plain images (PNG, JPEG, TIFF...) while the FFA tab is current: FFA;
     - everything else (including missing paths, whose error the slide reader reports): Slide.
     """
@@ -28,6 +32,8 @@ def route(path: str | os.PathLike, ffa_current: bool = False) -> str:
         dicom = _first_dicom(path)
         return SLIDE if dicom is None or _is_wsi_dicom(dicom) else VOLUME
     if path.is_file() and (path.suffix.lower() == ".dcm" or _has_dicom_magic(path)):
+        if _sop_class(path) in OPHTHALMIC_SOP_CLASSES:
+            return FFA
         return SLIDE if _is_wsi_dicom(path) else VOLUME
     if ffa_current and path.suffix.lower() in FFA_IMAGE_SUFFIXES:
         return FFA
@@ -54,10 +60,14 @@ def _first_dicom(folder: Path) -> Path | None:
 
 
 def _is_wsi_dicom(path: Path) -> bool:
+    return _sop_class(path) == WSI_SOP_CLASS
+
+
+def _sop_class(path: Path) -> str:
     import pydicom
 
     try:
         header = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"], force=True)
     except Exception:  # noqa: BLE001 - unreadable: let the volume reader say what is wrong
-        return False
-    return str(getattr(header, "SOPClassUID", "")) == WSI_SOP_CLASS
+        return ""
+    return str(getattr(header, "SOPClassUID", ""))

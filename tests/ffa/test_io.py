@@ -43,28 +43,9 @@ def test_rgb_input_becomes_bt601_gray(tmp_path):
     np.testing.assert_array_equal(image.rgb8, rgb)
 
 
-def _write_ophthalmic_dicom(path, pixels):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    sop = "1.2.840.10008.5.1.4.1.1.77.1.5.1"  # Ophthalmic Photography 8 Bit Image Storage
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = sop, meta.MediaStorageSOPInstanceUID, "OP"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelSpacing = [0.0125, 0.0125]
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-
-
-def test_dicom_ophthalmic_photograph_with_pixel_spacing(tmp_path, make_angiogram):
+def test_dicom_ophthalmic_photograph_with_pixel_spacing(tmp_path, make_angiogram, write_ophthalmic_dicom):
     gray = make_angiogram(80, 96)
-    _write_ophthalmic_dicom(tmp_path / "eye.dcm", gray)
+    write_ophthalmic_dicom(tmp_path / "eye.dcm", gray)
     image = read_angiogram(tmp_path / "eye.dcm")
     np.testing.assert_array_equal(image.gray8, gray)
     assert image.um_per_px == pytest.approx(12.5)

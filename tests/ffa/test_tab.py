@@ -92,3 +92,10 @@ def test_bad_inputs_show_one_line_in_the_tab(qtbot, tab, tmp_path):
     with qtbot.waitSignal(tab.failed, timeout=20000) as blocker:
         tab.open_truth(str(small))
     assert blocker.args[0] == "label small_gt.png is 64x64 px but the image is 128x128 px"
+
+
+def test_dicom_ophthalmic_photographs_open_in_the_ffa_tab(tmp_path, make_angiogram, write_ophthalmic_dicom):
+    from lobule.app.routing import FFA, route
+
+    write_ophthalmic_dicom(tmp_path / "angio.dcm", make_angiogram(64, 64))
+    assert route(tmp_path / "angio.dcm") == FFA
