@@ -1,0 +1,122 @@
+"""The MRI/CT tab with pytest-qt: open, browse, window/level, draw a support, Run, numbers, exports."""
+from __future__ import annotations
+
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from lobule.app.volume_view import BRUSH, ERASE, POLYGON
+
+
+@pytest.fixture
+def tab(qtbot):
+    from lobule.app.volume_tab import VolumeTab
+
+    widget = VolumeTab()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 700)
+    return widget
+
+
+def test_no_torch_at_import():
+    import subprocess
+
+    code = "import sys, lobule.app.volume_tab; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_path):
+    path = nibabel_data / "anatomical.nii"
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.open_path(str(path))
+    volume = tab.session.volume
+    assert tab.slider.maximum() == volume.shape[2] - 1 == 24
+    assert "LAS" in tab.notes_label.text()
+    tab.slider.setValue(12)
+    assert tab.slice_index == 12 and "12 / 24" in tab.slice_label.text()
+    assert tab.view.image_item.image.shape == (33, 41)
+
+    tab.set_preset("CT lung")
+    assert tab.levels == (-1350.0, 150.0)
+    tab.set_preset("MRI automatic")
+    low, high = tab.levels
+    assert volume.data.min() <= low <= np.percentile(volume.data, 5)
+    assert np.percentile(volume.data, 95) <= high <= volume.data.max()
+
+    text = tab.cursor_text((10.4, 20.7))
+    x, y, z = volume.voxel_to_mm((10, 20, 12))
+    assert f"voxel (10, 20, 12)" in text and f"RAS ({x:.1f}, {y:.1f}, {z:.1f}) mm" in text
+    assert f"{volume.data[10, 20, 12]:.0f} a.u." in text
+
+    # brush a disc in mm coordinates: slice 12 becomes a support
+    tab.set_tool(BRUSH)
+    tab.view.brush_radius_mm = 6.0
+    tab.view._paint_at(QPointF(30.0, 40.0), start=True, finish=False)
+    tab.view._paint_at(QPointF(40.0, 40.0), start=False, finish=True)
+    support = tab.session.supports[12]
+    assert support[15, 20] and support[20, 20] and not support[0, 0]
+    tab.set_tool(ERASE)
+    tab.view._paint_at(QPointF(40.0, 40.0), start=True, finish=True)
+    assert not support[20, 20] and support[15, 20]
+    # polygon on slice 6 (a second support)
+    tab.slider.setValue(6)
+    tab.set_tool(POLYGON)
+    for px, py in ((10.0, 10.0), (40.0, 10.0), (40.0, 50.0), (10.0, 50.0)):
+        tab.view._add_vertex(QPointF(px, py))
+    assert tab.view.close_polygon()
+    assert tab.session.supports[6][5:20, 5:25].all()
+    assert "6 (" in tab.supports_label.text() and "12 (" in tab.supports_label.text()
+
+    tab.model_combo.setCurrentText("tiny-dpcenet")
+    with qtbot.waitSignal(tab.segmentationFinished, timeout=60000) as blocker:
+        tab.run()
+    ml = blocker.args[0]
+    result = tab.session.result
+    assert result.shape == volume.shape
+    np.testing.assert_array_equal(result[:, :, 6], tab.session.supports[6])
+    assert ml == pytest.approx(result.sum() * 8 / 1000.0)
+    assert "mL" in tab.result_label.text()
+    xs, ys = tab.area_curve.getData()
+    assert len(xs) == 25 and ys[6] == pytest.approx(tab.session.supports[6].sum() * 4 / 100.0)
+
+    # correcting another slice makes it an extra support starting from the result there
+    tab.slider.setValue(3)
+    tab.set_tool(BRUSH)
+    tab.view._paint_at(QPointF(20.0, 20.0), start=True, finish=True)
+    assert 3 in tab.session.supports and tab.session.supports[3][10, 10]
+
+    out = tab.export_mask(str(tmp_path / "mask.nii.gz"))
+    written = nib.load(str(out))
+    assert written.shape == nib.load(str(path)).shape
+    np.testing.assert_allclose(written.affine, nib.load(str(path)).affine)
+    csv_text = tab.export_csv(str(tmp_path / "numbers.csv")).read_text()
+    assert "organ_volume" in csv_text and "liver" in csv_text
+
+
+def test_run_without_support_and_bad_files_say_why(tab, qtbot, nibabel_data, tmp_path):
+    with qtbot.waitSignal(tab.openFailed, timeout=20000) as blocker:
+        tab.open_path(str(tmp_path / "nothing.nii.gz"))
+    assert "not found" in blocker.args[1] and tab.banner.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.open_path(str(nibabel_data / "anatomical.nii"))
+    assert not tab.banner.isVisibleTo(tab)
+    with qtbot.waitSignal(tab.segmentationFailed, timeout=5000) as blocker:
+        tab.run()
+    assert "no support slice" in blocker.args[0]
+
+
+def test_folder_with_several_series_asks_which(tab, qtbot, tmp_path, dicom_file, make_series, copy_file):
+    make_series(tmp_path / "mixed", dicom_file("CT_small.dcm"), [0.0, 5.0, 10.0])
+    copy_file(dicom_file("MR_small.dcm"), tmp_path / "mixed")
+    asked = []
+    tab.series_chooser = lambda labels: asked.append(labels) or 0
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.open_path(str(tmp_path / "mixed"))
+    assert len(asked[0]) == 2 and "CT" in asked[0][0]
+    assert tab.session.volume.shape == (128, 128, 3)
+    assert tab.preset_combo.currentText() == "CT abdomen"
+    assert "HU" in tab.cursor_text((5.0, 5.0))
