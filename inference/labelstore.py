@@ -194,8 +194,9 @@ class LabelStore:
         from lobule.inference.tissue import TissueMask, TissueSettings
 
         info = self.attrs["tissue"]
+        size = self.slide.get("dimensions")
         return TissueMask(np.asarray(self._group["tissue"][...], dtype=bool), float(info["downsample"]),
-                          float(info["mpp"]), TissueSettings(**info["settings"]))
+                          float(info["mpp"]), TissueSettings(**info["settings"]), tuple(size) if size else None)
 
     # pixels
     def read_labels(self, window: tuple[int, int, int, int], level: int = 0) -> np.ndarray:
@@ -292,7 +293,7 @@ class LabelStoreWriter:
     shape : (height, width) of level 0.
     chunk : level-0 chunk side (the tile core, so each tile writes whole chunks).
     attrs : metadata (``mpp``, ``scale``, ``slide``, ``model``... see the module docstring).
-    tissue : the run's TissueMask; label pixels outside it are written as background.
+    tissue : the run's TissueMask; label pixels outside its outline are written as background.
 
     Use as a context manager: leaving the block by an exception aborts (removes the temporary
     folder); call :meth:`commit` inside the block to publish.
@@ -310,24 +311,22 @@ class LabelStoreWriter:
         self._group = zarr.open_group(str(self._tmp), mode="w")
         self._level0 = self._group.create_array("labels/0", shape=self.shape, chunks=(chunk, chunk),
                                                 dtype="uint8", fill_value=0)
+        self._tissue_raster = None
+        if tissue is not None:
+            from lobule.inference.regions import Rasterizer
+
+            self._tissue_raster = Rasterizer(tissue.geometry(), float(self.attrs["scale"]))
         self._done = False
 
     def write(self, tile, labels: np.ndarray) -> None:
-        """Write a tile's core labels ((h, w) uint8 at ``tile.core``), background outside tissue."""
+        """Write a tile's core labels ((h, w) uint8 at ``tile.core``); background outside the
+        tissue outline (label pixels whose centre lies outside ``tissue.geometry()``, the same
+        rule the quantification of the default "tissue" region uses)."""
         x, y, w, h = tile.core
         labels = np.asarray(labels, np.uint8)
-        if self.tissue is not None:
-            labels = labels * self._tissue_window((x, y, w, h))
+        if self._tissue_raster is not None:
+            labels = labels * self._tissue_raster.window((x, y, w, h))
         self._level0[y : y + h, x : x + w] = labels
-
-    def _tissue_window(self, window) -> np.ndarray:
-        """Tissue mask resampled (nearest) onto a level-0 label window, as uint8 0/1."""
-        x, y, w, h = window
-        factor = float(self.attrs["scale"]) / self.tissue.downsample  # mask px per label px
-        mh, mw = self.tissue.mask.shape
-        rows = np.minimum(mh - 1, np.floor((y + np.arange(h) + 0.5) * factor).astype(np.int64))
-        cols = np.minimum(mw - 1, np.floor((x + np.arange(w) + 0.5) * factor).astype(np.int64))
-        return self.tissue.mask[np.ix_(rows, cols)].astype(np.uint8)
 
     def commit(self) -> LabelStore:
         """Build the display pyramid, write the metadata and move the store into place."""

@@ -12,6 +12,7 @@ vessels are tissue), objects smaller than ``min_area_um2`` removed, and the mask
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -63,12 +64,14 @@ class TissueMask:
     downsample : level-0 pixels per mask pixel (same in x and y).
     mpp : um per mask pixel.
     settings : the settings it was made with.
+    slide_size : level-0 (width, height) of the slide; the outline is clipped to it.
     """
 
     mask: np.ndarray
     downsample: float
     mpp: float
     settings: TissueSettings
+    slide_size: tuple[int, int] | None = None
 
     @property
     def kept_fraction(self) -> float:
@@ -92,11 +95,21 @@ class TissueMask:
         return i1 > i0 and j1 > j0 and bool(self.mask[i0:i1, j0:j1].any())
 
     def geometry(self):
-        """The mask as a shapely (Multi)Polygon in level-0 pixels (pixel-edge outlines,
-        holes kept); an empty Polygon when there is no tissue."""
-        from lobule.inference.regions import mask_to_geometry
+        """The mask as a valid shapely (Multi)Polygon in level-0 pixels, holes kept (computed
+        once); an empty Polygon when there is no tissue. See
+        :func:`~lobule.inference.regions.mask_to_geometry` for the outline rule."""
+        return self._outline
 
-        return mask_to_geometry(self.mask, scale=self.downsample)
+    @cached_property
+    def _outline(self):
+        from shapely.geometry import box
+
+        from lobule.inference.regions import as_area, mask_to_geometry
+
+        outline = mask_to_geometry(self.mask, scale=self.downsample)
+        if self.slide_size is not None and not outline.is_empty:
+            outline = as_area(outline.intersection(box(0, 0, *self.slide_size)))
+        return outline
 
     def overlay_rgba(self, colour: tuple[int, int, int] = (0, 160, 255), alpha: int = 90) -> np.ndarray:
         """(H, W, 4) uint8 RGBA image: ``colour`` at ``alpha`` on tissue, transparent elsewhere."""
@@ -153,7 +166,8 @@ def detect_tissue(slide, settings: TissueSettings | None = None) -> TissueMask:
     if target != (lw, lh):
         image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
     image = _fit(image, out_size)
-    return tissue_mask_from_rgb(image, mpp0 * downsample, settings, downsample=downsample)
+    tissue = tissue_mask_from_rgb(image, mpp0 * downsample, settings, downsample=downsample)
+    return TissueMask(tissue.mask, tissue.downsample, tissue.mpp, settings, tuple(slide.dimensions))
 
 
 def _read_level_in_strips(slide, level: int, size: tuple[int, int], strip: int = 2048) -> np.ndarray:

@@ -177,8 +177,13 @@ class TorchPredictor:
                 "device": self.device, **self._info}
 
 
-def classical_predictor(mpp: float = 0.5, tile_size: int = 1024, margin: int = 64) -> FunctionPredictor:
-    """The classical colour-phase labeller (``--model classical``) as a predictor."""
+def classical_predictor(mpp: float = 0.5, tile_size: int = 1536, margin: int = 128) -> FunctionPredictor:
+    """The classical colour-phase labeller (``--model classical``) as a predictor.
+
+    Its decisions use per-image statistics and whether a white area reaches the image border, so
+    it gets large tiles with a wide margin (64 um at 0.5 um/px, more than a macrovesicular
+    droplet): a droplet in a kept core is seen whole.
+    """
     from lobule.inference.labeller import CLASSICAL, label_colour_phase
 
     return FunctionPredictor(lambda image, px: label_colour_phase(image, px), name=CLASSICAL, mpp=mpp,
