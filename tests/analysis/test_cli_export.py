@@ -239,6 +239,7 @@ def test_export_cancel_between_files(tmp_path):
 
 def test_classical_labeller_runs_through_the_engine(demo_slide, tmp_path, capsys):
     """The real colour-phase labeller on a small crop of the demo slide (one tile)."""
+    pytest.importorskip("lobule.inference.labeller")
     from lobule.inference.slide import open_slide
 
     with open_slide(demo_slide) as slide:
