@@ -106,12 +106,13 @@ def test_layer_starts_as_half_the_ordinary_convolution():
     torch.testing.assert_close(layer(x), expected)
 
 
-def test_gradients_reach_offsets_modulation_and_input():
+@pytest.mark.parametrize("in_channels, out_channels", [(3, 4), (16, 2)])  # both evaluation orders
+def test_gradients_reach_offsets_modulation_and_input(in_channels, out_channels):
     torch.manual_seed(4)
-    layer = ModulatedDeformConv2d(3, 4, 3, padding=1)
+    layer = ModulatedDeformConv2d(in_channels, out_channels, 3, padding=1)
     with torch.no_grad():  # away from the zero init so the offset path is not at a kink
         layer.offset_conv.weight.normal_(0, 0.1)
-    x = torch.randn(2, 3, 9, 9, requires_grad=True)
+    x = torch.randn(2, in_channels, 9, 9, requires_grad=True)
     layer(x).square().mean().backward()
     offset_rows = layer.offset_conv.weight.grad[:18]
     modulation_rows = layer.offset_conv.weight.grad[18:]
@@ -132,3 +133,26 @@ def test_bad_offset_shape_is_rejected():
     x = torch.randn(1, 2, 5, 5)
     with pytest.raises(ValueError, match="offset must have shape"):
         deform_conv2d(x, torch.zeros(1, 9, 5, 5), None, torch.randn(2, 2, 3, 3), padding=1)
+
+
+@pytest.mark.parametrize("in_channels, out_channels, stride", [(6, 3, 1), (3, 6, 1), (6, 3, 2)])
+def test_both_evaluation_orders_agree(in_channels, out_channels, stride):
+    """Sampling the input then projecting equals projecting per tap then sampling (linearity)."""
+    from lobule.models.deform_conv import _project_then_sample, _sample_then_project, _sampling_grid
+
+    torch.manual_seed(6)
+    x = torch.randn(2, in_channels, 9, 8, dtype=torch.float64)
+    weight = torch.randn(out_channels, in_channels, 3, 3, dtype=torch.float64)
+    ho, wo = _out_size(9, 3, stride, 2, 2), _out_size(8, 3, stride, 2, 2)
+    offset = torch.randn(2, 18, ho, wo, dtype=torch.float64) * 2
+    mask = torch.rand(2, 9, ho, wo, dtype=torch.float64)
+    grid = _sampling_grid(offset, (9, 8), (3, 3), (stride, stride), (2, 2), (2, 2))
+    torch.testing.assert_close(_project_then_sample(x, grid, mask, weight), _sample_then_project(x, grid, mask, weight))
+
+
+def test_aspp_shapes_use_the_cheaper_order():
+    from lobule.models.deform_conv import _project_first_is_cheaper
+
+    assert _project_first_is_cheaper(2048, 256, (32, 32), (32, 32))  # deformable ASPP at 512 px input
+    assert not _project_first_is_cheaper(64, 256, (32, 32), (32, 32))
+    assert not _project_first_is_cheaper(256, 256, (64, 64), (32, 32))  # stride 2
