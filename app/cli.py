@@ -20,6 +20,14 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _point(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y in level-0 pixels, got {text!r}") from None
+    return x, y
+
+
 def _gui(args: argparse.Namespace) -> int:
     from lobule.app.launch import run_gui
 
@@ -37,7 +45,8 @@ def _view(args: argparse.Namespace) -> int:
     from lobule.app.launch import quiet_qt_warnings, save_screenshot
 
     quiet_qt_warnings()
-    out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout)
+    out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout,
+                          magnification=args.magnification, center=args.center)
     print(out)
     return 0
 
@@ -51,6 +60,9 @@ def register_gui(commands, train) -> None:
     v.add_argument("file", help="slide, FFA image or volume")
     v.add_argument("--screenshot", required=True, metavar="PNG", help="where to write the screenshot")
     v.add_argument("--size", type=_size, default=(1600, 1000), metavar="WxH", help="window size (1600x1000)")
+    v.add_argument("--magnification", type=float, metavar="M",
+                   help="slides: show at M x equivalent magnification (default: whole slide fitted)")
+    v.add_argument("--center", type=_point, metavar="X,Y", help="slides: centre the view on level-0 pixel X,Y")
     v.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (120)")
     v.set_defaults(func=_view)
 

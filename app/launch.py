@@ -82,10 +82,26 @@ def _tab_ready(window, target: str) -> bool:
     return True if ready is None else bool(ready())
 
 
+def _move_slide_view(window, magnification, center, timeout: float) -> bool:
+    view = window.slide_tab.view
+    if magnification:
+        if view.base_magnification is None:
+            raise LobuleError("the slide gives no pixel size or objective power: --magnification needs one")
+        view.set_magnification(magnification)
+    if center:
+        view.center_on(*center)
+    application().processEvents()
+    return wait_until(view.is_viewport_complete, timeout)
+
+
 def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
-                    size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0) -> Path:
+                    size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0,
+                    magnification: float | None = None, center: tuple[float, float] | None = None) -> Path:
     """Open ``path`` in an offscreen main window, wait until the visible tiles are loaded at the
     level the zoom asks for (not stretched stand-ins), save the window as PNG (atomically).
+
+    For slides, ``magnification`` (equivalent objective power, e.g. 20) and ``center`` (level-0
+    x, y) choose the view; by default the whole slide is fitted.
 
     Raises
     ------
@@ -110,6 +126,8 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
         done = wait_until(lambda: bool(failures) or _tab_ready(window, target), timeout)
         if failures:
             raise LobuleError(failures[0])
+        if done and target == "slide" and (magnification or center):
+            done = _move_slide_view(window, magnification, center, timeout)
         if not done:
             raise LobuleError(f"{Path(path).name}: timed out after {timeout:g} s waiting for the view to load")
         app.processEvents()

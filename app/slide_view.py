@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QTransform
 from PySide6.QtWidgets import QWidget
 
@@ -28,6 +28,7 @@ from lobule.app.scale_bar import paint_scale_bar
 from lobule.app.tile_cache import TileCache
 from lobule.app.tile_layer import TileKey, TileLayer, TileRequest
 from lobule.app.tile_loader import TileLoader, array_to_qimage
+from lobule.app.tile_painter import TilePainter
 from lobule.app.view_state import ViewState
 
 BACKGROUND = QColor(58, 60, 64)
@@ -35,6 +36,8 @@ SLIDE_BACKGROUND = QColor(255, 255, 255)
 WHEEL_STEP = 1.25  # zoom factor per wheel notch
 KEY_ZOOM = 1.5
 KEY_PAN_FRACTION = 0.2
+TILE_REPAINT_MS = 16  # arriving tiles repaint the view at most this often (~60 frames/s)
+ZOOM_SETTLE_MS = 150  # the zoom counts as settled (tiles get high-quality scaling) after this pause
 
 
 class SlideView(QWidget):
@@ -80,6 +83,16 @@ class SlideView(QWidget):
         self._request_timer.setSingleShot(True)
         self._request_timer.setInterval(0)
         self._request_timer.timeout.connect(self._update_requests)
+        self._repaint_timer = QTimer(self)
+        self._repaint_timer.setSingleShot(True)
+        self._repaint_timer.setInterval(TILE_REPAINT_MS)
+        self._repaint_timer.timeout.connect(self.update)
+        self._tile_painter = TilePainter(self.cache)
+        self._settle_timer = QTimer(self)  # running while the zoom is changing
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(ZOOM_SETTLE_MS)
+        self._settle_timer.timeout.connect(self.update)
+        self._settled_scale = self.state.scale
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(200, 150)
@@ -205,6 +218,9 @@ class SlideView(QWidget):
 
     # --- requests ---------------------------------------------------------------------------
     def _view_changed(self) -> None:
+        if self.state.scale != self._settled_scale:
+            self._settled_scale = self.state.scale
+            self._settle_timer.start()
         self._complete_sent = False
         self._request_timer.start()
         self.update()
@@ -277,9 +293,11 @@ class SlideView(QWidget):
     def _on_tile_loaded(self, request: TileRequest, image: QImage) -> None:
         if self._layer_of(request) is None:
             return  # the layer was removed or its data changed while the tile was read
-        self.cache.put(request.key, image, image.sizeInBytes(), recent=request.key in self._on_screen)
+        on_screen = request.key in self._on_screen
+        self.cache.put(request.key, image, image.sizeInBytes(), recent=on_screen)
         self._stale.discard(request.key)
-        self.update()
+        if on_screen and not self._repaint_timer.isActive():
+            self._repaint_timer.start()
         self._check_complete()
 
     def _on_tile_failed(self, request: TileRequest, reason: str) -> None:
@@ -287,18 +305,11 @@ class SlideView(QWidget):
             return
         self.failed_tiles[request.key] = reason
         self._stale.discard(request.key)
-        self.update()
+        if not self._repaint_timer.isActive():
+            self._repaint_timer.start()
         self._check_complete()
 
     # --- painting ---------------------------------------------------------------------------
-    def _widget_rect(self, x0: float, y0: float, x1: float, y1: float) -> QRect:
-        """Level-0 rectangle (x0, y0)-(x1, y1) as a widget rectangle snapped to whole pixels, so
-        neighbouring tiles meet without seams."""
-        ax, ay = self.state.level0_to_widget(x0, y0)
-        bx, by = self.state.level0_to_widget(x1, y1)
-        ax, ay, bx, by = round(ax), round(ay), round(bx), round(by)
-        return QRect(ax, ay, bx - ax, by - ay)
-
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.state.device_pixel_ratio = self.devicePixelRatioF()
         painter = QPainter(self)
@@ -309,13 +320,16 @@ class SlideView(QWidget):
                              "Open a slide: File > Open, or drop a file here")
             painter.end()
             return
+        tiles = self._tile_painter
+        tiles.begin_frame(self.state, settled=not self._settle_timer.isActive())
         sw, sh = self.state.slide_size
-        painter.fillRect(self._widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)
+        painter.fillRect(tiles.widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         rect = self.visible_rect()
         for layer in self._visible_layers():
             painter.setOpacity(layer.opacity)
-            self._paint_layer(painter, layer, rect)
+            tiles.paint_layer(painter, layer, self.level_for(layer), rect, self._previews.get(layer.id))
+        tiles.end_frame()
         painter.setOpacity(1.0)
         for overlay in self._overlays:
             painter.save()
@@ -323,52 +337,8 @@ class SlideView(QWidget):
             painter.restore()
         paint_scale_bar(painter, QRectF(self.rect()), self.mpp, self.state.scale)
         painter.end()
-
-    def _paint_layer(self, painter: QPainter, layer: TileLayer, rect) -> None:
-        provider = layer.provider
-        level = self.level_for(layer)
-        missing = []
-        for col, row in provider.tiles_in(level, rect):
-            image = self.cache.get(TileKey(layer.id, level, col, row))
-            if image is None:
-                missing.append((col, row))
-            else:
-                x, y, w, h = provider.tile_rect(level, col, row)
-                painter.drawImage(self._widget_rect(x, y, x + w, y + h), image)
-        for col, row in missing:
-            self._paint_stand_in(painter, layer, level, _rect_xyxy(provider.tile_rect(level, col, row)))
-
-    def _paint_stand_in(self, painter: QPainter, layer: TileLayer, level: int, area) -> None:
-        """Fill level-0 ``area`` (x0, y0, x1, y1) of a missing tile from what is cached: the
-        nearest coarser level that covers it, else the next finer level, else the preview."""
-        provider = layer.provider
-        candidates = list(range(level + 1, len(provider.level_downsamples)))
-        if level > 0:
-            candidates.append(level - 1)
-        for other in candidates:
-            tiles = provider.tiles_in(other, area)
-            images = [self.cache.peek(TileKey(layer.id, other, c, r)) for c, r in tiles]
-            if tiles and all(image is not None for image in images):
-                ds = provider.level_downsamples[other]
-                for (col, row), image in zip(tiles, images):
-                    self._paint_part(painter, image, provider.tile_rect(other, col, row), ds, area)
-                return
-        preview = self._previews.get(layer.id)
-        if preview is not None:
-            ew, eh = provider.extent
-            ds = ew / preview.width()
-            self._paint_part(painter, preview, (0.0, 0.0, ew, eh), ds, area)
-
-    def _paint_part(self, painter: QPainter, image: QImage, image_rect, ds: float, area) -> None:
-        """Draw the part of ``image`` (covering level-0 ``image_rect`` (x, y, w, h) at ``ds``
-        level-0 px per image px) that lies inside level-0 ``area`` (x0, y0, x1, y1)."""
-        x, y, w, h = image_rect
-        x0, y0 = max(area[0], x), max(area[1], y)
-        x1, y1 = min(area[2], x + w), min(area[3], y + h)
-        if x1 <= x0 or y1 <= y0:
-            return
-        source = QRectF((x0 - x) / ds, (y0 - y) / ds, (x1 - x0) / ds, (y1 - y0) / ds)
-        painter.drawImage(QRectF(self._widget_rect(x0, y0, x1, y1)), image, source)
+        if tiles.incomplete and not self._repaint_timer.isActive():
+            self._repaint_timer.start()  # scale the remaining tiles in the next frames
 
     # --- events -----------------------------------------------------------------------------
     def _fit_if_sized(self) -> None:

@@ -8,7 +8,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QWheelEvent
 
 from lobule.app.slide_view import SlideView
-from lobule.app.tile_layer import TileKey, TileLayer
+from lobule.app.tile_layer import TileLayer
 
 
 def _pixels(widget) -> np.ndarray:
