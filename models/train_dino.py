@@ -256,7 +256,7 @@ def train_dino(config: DinoConfig, tiles: Dataset, out_card: str | os.PathLike, 
     history: list[dict[str, float]] = []
     started = time.monotonic()
     seen = 0
-    last_loss = float("nan")
+    last: dict[str, float] = {}
     stop_at = trainer.total_steps if max_steps is None else min(trainer.total_steps, max_steps)
     while trainer.step < stop_at:
         epoch = trainer.epoch
@@ -272,7 +272,7 @@ def train_dino(config: DinoConfig, tiles: Dataset, out_card: str | os.PathLike, 
             stats = trainer.train_step(batch)
             losses.append(stats["loss"])
             seen += batch.shape[0]
-            last_loss = stats["loss"]
+            last = stats
             if trainer.step % log_every == 0 or trainer.step == stop_at:
                 rate = seen / max(time.monotonic() - started, 1e-9)
                 log(f"epoch {epoch + 1}/{config.epochs} "
@@ -285,12 +285,12 @@ def train_dino(config: DinoConfig, tiles: Dataset, out_card: str | os.PathLike, 
                 break
         history.append({"epoch": epoch + 1, "mean_loss": float(np.mean(losses)) if losses else float("nan")})
         trainer.save_state(state_path)
-        _write_card(trainer, out_card, card_extra, last_loss, history)
+        _write_card(trainer, out_card, card_extra, last, history)
     return Path(out_card)
 
 
 def _write_card(trainer: DinoTrainer, out_card: str | os.PathLike, card_extra: dict[str, Any] | None,
-                last_loss: float, history: list[dict[str, float]]) -> Path:
+                last: dict[str, float], history: list[dict[str, float]]) -> Path:
     config = trainer.config
     backbone = trainer.teacher.backbone
     extra = dict(card_extra or {})
@@ -313,7 +313,13 @@ def _write_card(trainer: DinoTrainer, out_card: str | os.PathLike, card_extra: d
                   "normalisation": {"mean": list(config.crops.mean), "std": list(config.crops.std)},
                   **extra.pop("input", {})},
         "training": training,
-        "metrics": {"dino_loss_last_step": last_loss, "mean_loss_per_epoch_this_session": history},
+        "metrics": {
+            "dino_loss_last_step": last.get("loss"),
+            # near log(out_dim): the teacher's outputs collapsed to uniform (DINO fig. 7)
+            "teacher_entropy_last_step": last.get("teacher_entropy"),
+            "log_out_dim": math.log(config.out_dim),
+            "mean_loss_per_epoch_this_session": history,
+        },
         **extra,
     }
     return save_checkpoint(backbone, card, out_card, dtype="float16")
