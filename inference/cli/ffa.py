@@ -72,6 +72,8 @@ def register(commands, train) -> None:
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--compare", nargs="*", default=[], metavar="CARD",
                    help="also evaluate these checkpoints on the test images (ablation numbers in the card)")
+    t.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a line for the card's training notes (repeatable)")
     t.set_defaults(func=train_ffa)
 
 
@@ -166,9 +168,30 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+_TRAIN_OPTIONS = ("images", "labels", "label_class", "out", "name", "arch", "base_width", "reduction_ratio",
+                  "dropout", "lr", "batch_size", "patch_size", "epochs", "patience", "patches_per_epoch",
+                  "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
+
+
+def _train_command(args: argparse.Namespace) -> str:
+    """The training command with every option spelled out (defaults included), for the card."""
+    import shlex
+
+    parts = ["lobule", "train", "ffa"]
+    for key in _TRAIN_OPTIONS:
+        value = getattr(args, key)
+        if value is not None and value != "":
+            parts += [f"--{key.replace('_', '-')}", str(value)]
+    if args.resume:
+        parts.append("--resume")
+    if args.compare:
+        parts += ["--compare", *args.compare]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def train_ffa(args: argparse.Namespace) -> int:
     from lobule.inference.ffa.labels import parse_label_class
-    from lobule.inference.ffa.training import FFATrainRequest, command_line, run_training
+    from lobule.inference.ffa.training import FFATrainRequest, run_training
     from lobule.models.train_ffa import FFATrainConfig
 
     if args.patch_size % 16:
@@ -183,7 +206,7 @@ def train_ffa(args: argparse.Namespace) -> int:
         architecture=args.arch, base_width=args.base_width, reduction_ratio=args.reduction_ratio,
         dropout=args.dropout, val_patients=split(args.val_patients), test_patients=split(args.test_patients),
         workdir=args.workdir, resume=args.resume, device=args.device, threads=args.threads,
-        compare=args.compare, command=command_line(),
+        compare=args.compare, notes=args.note, command=_train_command(args),
     )
     config = FFATrainConfig(
         patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr, max_epochs=args.epochs,

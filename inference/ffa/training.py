@@ -5,8 +5,6 @@ evaluation on held-out patients and the checkpoint card, around
 from __future__ import annotations
 
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -49,7 +47,25 @@ class FFATrainRequest:
     threads: int | None = None
     name: str | None = None
     compare: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     command: str = ""
+
+
+PAPER_RECIPE = {"base_width": 64, "reduction_ratio": 8, "lr": 1e-5, "batch_size": 4, "patch_size": 48,
+                "max_epochs": 200, "patience": 8}
+"""Seed 004's numbers (MODELS.md section 2); a card lists where a run departs from them."""
+
+
+def deviations(request: FFATrainRequest, config) -> list[str]:
+    """Where this run departs from the paper's recipe, one line each."""
+    ours = {"base_width": request.base_width, "reduction_ratio": request.reduction_ratio, "lr": config.lr,
+            "batch_size": config.batch_size, "patch_size": config.patch_size, "max_epochs": config.max_epochs,
+            "patience": config.patience}
+    lines = [f"{key}: {ours[key]} (paper: {paper})" for key, paper in PAPER_RECIPE.items()
+             if ours[key] != paper and not (key == "reduction_ratio" and request.architecture != "enhance_laddernet")]
+    if config.max_minutes is not None:
+        lines.append(f"wall-time budget of {config.max_minutes:g} min per call (paper: none)")
+    return lines
 
 
 def _load(samples: list[Sample], label_class: LabelClass):
@@ -158,6 +174,15 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
             entry["test"] = summarise(predict_pairs(baseline, _triples(test), label_class), baseline.threshold)["pooled"]
         metrics.setdefault("ablation", []).append(entry)
     name = request.name or out.stem
+    commands = [request.command] if request.command else []
+    if request.resume and out.is_file():  # keep the history of commands that made this checkpoint
+        import json
+
+        try:
+            commands = json.loads(out.read_text(encoding="utf-8"))["training"]["commands"] + commands
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    trained_minutes = sum(float(h.get("seconds", 0.0)) for h in result.history) / 60.0
     card = {
         "name": name,
         "task": "ffa-cnp",
@@ -175,21 +200,19 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
                       "label_class": request.label_class,
                       "train": [s.name for s in train], "validation": [s.name for s in val],
                       "test": [s.name for s in test], "split": "by patient (name before the first '-' or '_')"}],
-            "commands": [request.command] if request.command else [],
+            "commands": commands,
+            "deviations_from_paper": deviations(request, config),
+            "notes": request.notes,
             "config": asdict(config),
             "stopped": result.stopped,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "best_validation_auc_roc": result.best_auc,
             "history": result.history,
-            "compute": f"{device}, {torch.get_num_threads()} thread(s), {minutes:.1f} min in this call, "
+            "compute": f"{device}, {torch.get_num_threads()} thread(s), {trained_minutes:.1f} min of training epochs "
+                       f"in all, {minutes:.1f} min in the last call, "
                        f"torch {torch.__version__}, {platform.processor() or platform.machine()}",
         },
         "metrics": metrics,
     }
     return save_checkpoint(model, json_safe(card), out, dtype="float16")
-
-
-def command_line() -> str:
-    """The command as typed (for cards)."""
-    return "lobule " + " ".join(shlex.quote(a) for a in sys.argv[1:])

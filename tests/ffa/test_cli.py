@@ -95,6 +95,9 @@ def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, caps
     written = json.loads(card.read_text())
     assert written["training"]["epochs_run"] == 2 and written["task"] == "ffa-cnp"
     assert written["training"]["data"][0]["test"] == ["p03-1_004"]
+    assert "lr: 0.001 (paper: 1e-05)" in written["training"]["deviations_from_paper"]
+    assert "base_width: 2 (paper: 64)" in written["training"]["deviations_from_paper"]
+    assert len(written["training"]["commands"]) == 2 and "--resume" in written["training"]["commands"][1]
     assert set(written["metrics"]["test"]["pooled"]) >= {"accuracy", "sensitivity", "specificity", "f1", "auc_roc"}
     from lobule.inference.ffa.predictor import CNPSegmenter
 
