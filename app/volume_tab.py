@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSlider,
+    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -69,6 +70,7 @@ class VolumeTab(QWidget):
         self._predictors: dict[str, object] = {}
         self._run_relay = None
         self._open_relay = None
+        self._source: tuple[str, object] | None = None  # (path, series) of the open volume
         #: chooses a DICOM series: ``chooser(labels) -> index or None``; replaceable (tests)
         self.series_chooser = self._ask_series
         self._build()
@@ -154,6 +156,16 @@ class VolumeTab(QWidget):
         self.notes_label.setStyleSheet("color: #8a6d00")
         layout.addWidget(self.info_label)
         layout.addWidget(self.notes_label)
+        self.time_row = QWidget()
+        time_layout = QHBoxLayout(self.time_row)
+        time_layout.setContentsMargins(0, 0, 0, 0)
+        time_layout.addWidget(QLabel("Time point (4D)"))
+        self.time_spin = QSpinBox()
+        self.time_spin.setKeyboardTracking(False)
+        self.time_spin.valueChanged.connect(self._time_point_changed)
+        time_layout.addWidget(self.time_spin, 1)
+        self.time_row.hide()
+        layout.addWidget(self.time_row)
         return box
 
     def _build_display_box(self) -> QGroupBox:
@@ -281,7 +293,7 @@ class VolumeTab(QWidget):
                 found = list_series(path)
                 if len(found) > 1:
                     return ("choose", [s.label() for s in found])
-            return ("volume", load_volume(path, series=series, time_point=time_point))
+            return ("volume", (series, load_volume(path, series=series, time_point=time_point)))
 
         def done(outcome) -> None:
             kind, value = outcome
@@ -292,7 +304,7 @@ class VolumeTab(QWidget):
                 else:
                     self.open_path(path, series=index + 1, time_point=time_point)
                 return
-            self._set_volume(path, value)
+            self._set_volume(path, *value)
 
         self._open_relay = start_job(job, done, lambda error: self._open_failed(path, error_message(error)))
 
@@ -305,10 +317,20 @@ class VolumeTab(QWidget):
         self._show_error(message)
         self.openFailed.emit(path, message)
 
-    def _set_volume(self, path: str, volume) -> None:
+    def _time_point_changed(self, value: int) -> None:
+        if self._source is not None and self.session is not None and value != self.session.volume.time_point:
+            self.open_path(self._source[0], series=self._source[1], time_point=value)
+
+    def _set_volume(self, path: str, series, volume) -> None:
         from lobule.inference.fewshot.session import OneShotSession
 
         self.cancel()
+        self._source = (path, series)
+        self.time_spin.blockSignals(True)
+        self.time_spin.setRange(0, max(0, volume.time_points - 1))
+        self.time_spin.setValue(volume.time_point)
+        self.time_spin.blockSignals(False)
+        self.time_row.setVisible(volume.time_points > 1)
         self.session = OneShotSession(volume, organ=self.organ_edit.text() or "organ")
         x, y, z = volume.shape
         sx, sy, sz = volume.spacing

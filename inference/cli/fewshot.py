@@ -53,6 +53,8 @@ def register(commands, train) -> None:
     e.add_argument("--same-volume", action="store_true",
                    help="also measure same-patient use (support and queries from one held-out volume)")
     e.add_argument("--update-card", action="store_true", help="record the numbers in each model card's metrics")
+    e.add_argument("--record-in", action="append", default=[], metavar="CARD",
+                   help="also record the numbers in this card's metrics (e.g. the shipped model's card)")
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=_evaluate)
 
@@ -213,8 +215,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         json.dump(result, handle, indent=2)
         handle.write("\n")
     _print_table(result)
-    if args.update_card:
-        _record_metrics(runs, result, args)
+    targets = [Path(r["card"]) for r in runs] if args.update_card else []
+    targets += [Path(p) for p in args.record_in]
+    if targets:
+        _record_metrics(targets, result)
     return 0
 
 
@@ -231,16 +235,19 @@ def _print_table(result: dict) -> None:
             print(f"{label:14s}" + "".join(f"{values.get(o, float('nan')):14.2f}" for o in organs))
 
 
-def _record_metrics(runs: list[dict], result: dict, args: argparse.Namespace) -> None:
+def _record_metrics(cards: list[Path], result: dict) -> None:
+    """Add ``result`` to the ``metrics`` of each card, under ``chaos_t2_<protocol>_<architecture>``."""
     from lobule.models.atomic import atomic_write
+    from lobule.models.checkpoint import read_card
 
-    for run in runs:
-        path = Path(run["card"])
+    for path in dict.fromkeys(cards):
+        read_card(path)  # a clear error for a missing or broken card
         card = json.loads(path.read_text(encoding="utf-8"))
         metrics = card.setdefault("metrics", {})
         entry = {
             "data": result["data"],
             "measured_on": "held-out volumes of the runs listed (never seen in training)",
+            "architecture": result["architecture"],
             "runs": [{k: r[k] for k in ("model", "fold", "support", "queries")} for r in result["runs"]],
             "dice_percent": result["dice"],
             "paper_abd_mri_dice_percent": result["paper_abd_mri"],
@@ -248,7 +255,7 @@ def _record_metrics(runs: list[dict], result: dict, args: argparse.Namespace) ->
         }
         if "same_volume" in result:
             entry["same_volume_dice_percent"] = result["same_volume"]
-        metrics[f"chaos_t2_{result['protocol']}"] = entry
+        metrics[f"chaos_t2_{result['protocol']}_{result['architecture']}"] = entry
         with atomic_write(path, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
             handle.write("\n")

@@ -39,6 +39,7 @@ def load_nifti(path: str | Path, time_point: int | None = None) -> Volume:
         raise VolumeError(f"cannot read NIfTI {path.name}: {exc}") from None
     shape = tuple(int(s) for s in image.shape)
     notes: list[str] = []
+    count, t = 1, 0
     # trailing singleton dimensions beyond the third (e.g. (X, Y, Z, 1)) are not time points
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
@@ -56,7 +57,7 @@ def load_nifti(path: str | Path, time_point: int | None = None) -> Volume:
             if not 0 <= t < count:
                 raise VolumeError(f"{path.name} has {count} time points (0..{count - 1}); time point {t} does not exist")
             data = np.asarray(image.dataobj[..., t], dtype=np.float32).reshape(shape[:3])
-            notes.append(f"4D volume with {count} time points: showing time point {t} (choose another with --time-point)")
+            notes.append(f"4D volume with {count} time points: showing time point {t} (choose another with --time-point or the tab's time point box)")
         else:
             data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape)
     except VolumeError:
@@ -82,7 +83,8 @@ def load_nifti(path: str | Path, time_point: int | None = None) -> Volume:
     if modality == "CT":
         notes.append("intensities look like Hounsfield units (minimum near -1024): CT windows offered")
     return canonical_volume(
-        data, affine, source=str(path), modality=modality, unit=unit, notes=tuple(notes), description=path.name
+        data, affine, source=str(path), modality=modality, unit=unit, notes=tuple(notes), description=path.name,
+        time_points=count, time_point=t,
     )
 
 

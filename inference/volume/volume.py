@@ -33,6 +33,8 @@ class Volume:
     source_shape : (3,) shape in the file's voxel order.
     notes : one-line remarks the user must be told (orientation, 4D time point, missing slices...).
     description : short human description (series description, file name).
+    time_points : number of time points of a 4D source (1 for 3D).
+    time_point : the time point shown (0-based).
     """
 
     data: np.ndarray
@@ -44,6 +46,8 @@ class Volume:
     unit: str = "a.u."
     notes: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    time_points: int = 1
+    time_point: int = 0
 
     # ------------------------------------------------------------------ geometry
     @property

@@ -119,3 +119,25 @@ def test_train_writes_a_card_and_resumes(tmp_path, synthetic_data, capsys):
     assert code == 2 and "test organs" in stderr
     code, _, stderr = _run(argv + ["--setting", "2", "--test-organs", "all"], capsys)
     assert code == 2 and "one model per group" in stderr
+
+
+def test_train_starts_the_encoder_from_given_weights(tmp_path, synthetic_data, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from lobule.models.registry import create_model
+
+    torch.manual_seed(3)
+    backbone = create_model("resnet", depth=18, base_width=4, output_stride=8)
+    weights = tmp_path / "resnet.safetensors"
+    save_file({k: v.contiguous() for k, v in backbone.state_dict().items()}, str(weights))
+    card_path = tmp_path / "init.json"
+    code, _, stderr = _run(["train", "fewshot", str(synthetic_data), "--out", str(card_path), "--folds", "3",
+                            "--size", "32", "--depth", "18", "--base-width", "4", "--feature-dim", "8",
+                            "--iterations", "1", "--init", str(weights), "--freeze-backbone", "--arch", "alpnet"], capsys)
+    assert code == 0, stderr
+    assert f"initialised {len(backbone.state_dict())} encoder tensors" in stderr
+    trained = load_file(str(tmp_path / "init.safetensors"))
+    frozen = trained["encoder.backbone.layer1.0.conv1.weight"].float()
+    torch.testing.assert_close(frozen, backbone.state_dict()["layer1.0.conv1.weight"].half().float())
+    assert json.loads(card_path.read_text())["training"]["init"] == str(weights)

@@ -120,3 +120,14 @@ def test_folder_with_several_series_asks_which(tab, qtbot, tmp_path, dicom_file,
     assert tab.session.volume.shape == (128, 128, 3)
     assert tab.preset_combo.currentText() == "CT abdomen"
     assert "HU" in tab.cursor_text((5.0, 5.0))
+
+
+def test_4d_volume_offers_its_time_points(tab, qtbot, nibabel_data):
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.open_path(str(nibabel_data / "example4d.nii.gz"))
+    assert tab.time_row.isVisibleTo(tab) and tab.time_spin.maximum() == 1
+    assert "time point 0" in tab.notes_label.text()
+    first = tab.session.volume.data.copy()
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.time_spin.setValue(1)
+    assert tab.session.volume.time_point == 1 and not np.array_equal(first, tab.session.volume.data)
