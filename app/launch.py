@@ -25,12 +25,21 @@ def application():
     return app
 
 
+def _check_display() -> None:
+    """On Linux without X11/Wayland, Qt would abort; say so in one line instead."""
+    if (sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM")
+            and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        raise LobuleError("no display to show the window on (DISPLAY/WAYLAND_DISPLAY unset); "
+                          "run it in a desktop session, or save a screenshot with `lobule view FILE --screenshot PNG`")
+
+
 def run_gui(path: str | os.PathLike | None = None) -> int:
     """Show the main window (opening ``path`` if given) and run until it closes; the exit code."""
     from PySide6.QtCore import QTimer
 
     from lobule.app.main_window import MainWindow
 
+    _check_display()
     app = application()
     window = MainWindow()
     window.show()

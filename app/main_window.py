@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.position_label, 1)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.slide_tab.statusChanged.connect(self._update_status)
+        self.slide_tab.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
         self.tabs.currentChanged.connect(lambda _: self._update_status())
         self._build_menus()
         self.resize(1400, 900)

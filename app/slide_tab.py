@@ -31,11 +31,13 @@ class SlideTab(QWidget):
     opened(str) : the slide at this path is shown.
     openFailed(str, str) : path, one-line reason.
     statusChanged() : :meth:`position_text` or :meth:`zoom_text` changed.
+    message(str) : a passing note for the status bar (e.g. a tile that could not be decoded).
     """
 
     opened = Signal(str)
     openFailed = Signal(str, str)
     statusChanged = Signal()
+    message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +70,7 @@ class SlideTab(QWidget):
 
         self.view.viewChanged.connect(self._on_view_changed)
         self.view.cursorMoved.connect(self._on_cursor)
+        self.view.tileFailed.connect(lambda reason: self.message.emit(f"Part of the slide could not be read: {reason}"))
         self._update_controls()
 
     # --- construction -----------------------------------------------------------------------
@@ -230,10 +233,12 @@ class SlideTab(QWidget):
         """Cursor position for the status bar: level-0 px and, with an mpp, µm."""
         if self.loading_path:
             return f"Opening {Path(self.loading_path).name}..."
-        if self.document is None or self._cursor is None:
+        if self.document is None:
             return ""
-        x, y = self._cursor
         width, height = self.document.reader.dimensions
+        if self._cursor is None:
+            return f"{self.document.reader.path.name}   {width:,} x {height:,} px"
+        x, y = self._cursor
         if not (0 <= x < width and 0 <= y < height):
             return "outside the slide"
         text = f"x {x:,.0f}  y {y:,.0f} px"

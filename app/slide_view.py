@@ -54,9 +54,11 @@ class SlideView(QWidget):
     cursorMoved(object) : (x, y) level-0 position under the mouse, or None when it left.
     viewportComplete() : every visible tile of every visible layer is loaded at the level the
         zoom asks for (emitted once per view change).
+    tileFailed(str) : a tile could not be read (its one-line reason); it is drawn from a stand-in.
     """
 
     viewChanged = Signal()
+    tileFailed = Signal(str)
     cursorMoved = Signal(object)
     viewportComplete = Signal()
 
@@ -305,6 +307,7 @@ class SlideView(QWidget):
             return
         self.failed_tiles[request.key] = reason
         self._stale.discard(request.key)
+        self.tileFailed.emit(reason)
         if not self._repaint_timer.isActive():
             self._repaint_timer.start()
         self._check_complete()

@@ -187,3 +187,35 @@ def test_slide_without_mpp_asks_for_it(slide_tab, wait_loaded, no_mpp_tiff):
     assert "(25.0, 12.5 µm)" in slide_tab.position_text()
     assert "entered by you" in slide_tab.info._fields["Pixel size"].text()
     assert slide_tab.magnification_actions[40.0].isEnabled()
+
+
+def test_label_store_overlay_draws_class_colours_over_the_slide(qtbot, gated_provider, tmp_path):
+    from lobule.app.label_layer import label_layer
+    from lobule.inference.labelstore import store_from_array
+    from lobule.resources.classes import LIVER_CLASSES, PARENCHYMA, STEATOSIS
+
+    labels = np.zeros((256, 256), np.uint8)
+    labels[:, :128] = STEATOSIS
+    labels[:, 128:] = PARENCHYMA
+    store = store_from_array(tmp_path / "labels.zarr", labels, mpp=1.0, scale=4.0)  # 4 slide px per label px
+    view = SlideView(cache_bytes=64 << 20, threads=2)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    base = gated_provider(size=(1024, 1024), colour=(255, 255, 255))
+    base.gate.set()
+    view.add_layer(TileLayer(base, "slide"))
+    overlay = label_layer(store, opacity=0.5)
+    view.add_layer(overlay)
+    view.center_on(512, 512)
+    qtbot.waitUntil(view.is_viewport_complete, timeout=10000)
+    left = view.level0_to_widget(256, 512)
+    right = view.level0_to_widget(768, 512)
+    for (x, y), cls in ((left, STEATOSIS), (right, PARENCHYMA)):
+        expected = tuple(round(255 + (c - 255) * 0.5) for c in LIVER_CLASSES[cls].colour)
+        assert _at(view, int(x), int(y)) == pytest.approx(expected, abs=2)
+    overlay.provider.visible_classes = {PARENCHYMA}
+    overlay.invalidate()
+    qtbot.waitUntil(view.is_viewport_complete, timeout=10000)
+    assert _at(view, int(left[0]), int(left[1])) == (255, 255, 255)
+    view.shutdown()
