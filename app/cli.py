@@ -10,6 +10,9 @@ from lobule.inference.cli import run
 from lobule.models.errors import LobuleError
 
 
+TABS = {"slide": "slide", "ffa": "ffa", "mri": "volume"}  # --tab choice -> route
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -38,7 +41,7 @@ def _gui(args: argparse.Namespace) -> int:
         from lobule.resources import DEMO_SLIDE
 
         path = DEMO_SLIDE
-    return run_gui(path)
+    return run_gui(path, TABS[args.tab] if args.tab else None)
 
 
 def _view(args: argparse.Namespace) -> int:
@@ -46,7 +49,8 @@ def _view(args: argparse.Namespace) -> int:
 
     quiet_qt_warnings()
     out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout,
-                          magnification=args.magnification, center=args.center)
+                          magnification=args.magnification, center=args.center,
+                          tab=TABS[args.tab] if args.tab else None)
     print(out)
     return 0
 
@@ -55,11 +59,13 @@ def register_gui(commands, train) -> None:
     p = commands.add_parser("gui", help="the desktop app, optionally opening FILE")
     p.add_argument("file", nargs="?", help="slide, FFA image or volume to open")
     p.add_argument("--demo", action="store_true", help="open the bundled demo slide")
+    p.add_argument("--tab", choices=sorted(TABS), help="open FILE in this tab (default: chosen by file type)")
     p.set_defaults(func=_gui)
     v = commands.add_parser("view", help="open FILE offscreen and save a screenshot of the main window")
     v.add_argument("file", help="slide, FFA image or volume")
     v.add_argument("--screenshot", required=True, metavar="PNG", help="where to write the screenshot")
     v.add_argument("--size", type=_size, default=(1600, 1000), metavar="WxH", help="window size (1600x1000)")
+    v.add_argument("--tab", choices=sorted(TABS), help="open FILE in this tab (default: chosen by file type)")
     v.add_argument("--magnification", type=float, metavar="M",
                    help="slides: show at M x equivalent magnification (default: whole slide fitted)")
     v.add_argument("--center", type=_point, metavar="X,Y", help="slides: centre the view on level-0 pixel X,Y")

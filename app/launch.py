@@ -33,8 +33,9 @@ def _check_display() -> None:
                           "run it in a desktop session, or save a screenshot with `lobule view FILE --screenshot PNG`")
 
 
-def run_gui(path: str | os.PathLike | None = None) -> int:
-    """Show the main window (opening ``path`` if given) and run until it closes; the exit code."""
+def run_gui(path: str | os.PathLike | None = None, tab: str | None = None) -> int:
+    """Show the main window (opening ``path`` if given, in ``tab`` if given: ``"slide"``,
+    ``"ffa"`` or ``"volume"``) and run until it closes; the exit code."""
     from PySide6.QtCore import QTimer
 
     from lobule.app.main_window import MainWindow
@@ -44,7 +45,7 @@ def run_gui(path: str | os.PathLike | None = None) -> int:
     window = MainWindow()
     window.show()
     if path is not None:
-        QTimer.singleShot(0, lambda: window.open_path(path))
+        QTimer.singleShot(0, lambda: window.open_path(path, tab))
     return app.exec()
 
 
@@ -105,12 +106,14 @@ def _move_slide_view(window, magnification, center, timeout: float) -> bool:
 
 def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
                     size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0,
-                    magnification: float | None = None, center: tuple[float, float] | None = None) -> Path:
+                    magnification: float | None = None, center: tuple[float, float] | None = None,
+                    tab: str | None = None) -> Path:
     """Open ``path`` in an offscreen main window, wait until the visible tiles are loaded at the
     level the zoom asks for (not stretched stand-ins), save the window as PNG (atomically).
 
     For slides, ``magnification`` (equivalent objective power, e.g. 20) and ``center`` (level-0
-    x, y) choose the view; by default the whole slide is fitted.
+    x, y) choose the view; by default the whole slide is fitted. ``tab`` (``"slide"``, ``"ffa"``,
+    ``"volume"``) overrides where the file opens (default: by its type).
 
     Raises
     ------
@@ -131,7 +134,7 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
     window.resize(*size)
     window.show()
     try:
-        target = window.open_path(path)
+        target = window.open_path(path, tab)
         done = wait_until(lambda: bool(failures) or _tab_ready(window, target), timeout)
         if failures:
             raise LobuleError(failures[0])

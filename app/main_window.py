@@ -79,15 +79,18 @@ class MainWindow(QMainWindow):
 
         view = self.slide_tab.view
         view_menu = self.menuBar().addMenu("&View")
+        self.slide_view_actions = []  # enabled while the Slide tab is current
         for text, shortcut, slot in (("Zoom &In", "Ctrl+=", lambda: view.zoom_by(1.5)),
                                      ("Zoom &Out", "Ctrl+-", lambda: view.zoom_by(1 / 1.5)),
                                      ("&Fit to Window", "Ctrl+0", view.fit)):
             action = view_menu.addAction(text, slot)
             action.setShortcut(QKeySequence(shortcut))
+            self.slide_view_actions.append(action)
         view_menu.addSeparator()
         for index, mag in enumerate(PRESET_MAGNIFICATIONS, start=1):
             action = view_menu.addAction(f"{mag:g}x Magnification", lambda m=mag: view.set_magnification(m))
             action.setShortcut(QKeySequence(f"Ctrl+{index}"))
+            self.slide_view_actions.append(action)
         view_menu.addSeparator()
         view_menu.addAction(self.slide_tab.overview_action)
         view_menu.addAction(self.slide_tab.info_action)
@@ -143,13 +146,14 @@ class MainWindow(QMainWindow):
         """True while a path routed to ``target`` (see :mod:`lobule.app.routing`) is being opened."""
         return target in self._opening
 
-    def open_path(self, path: str | os.PathLike) -> str:
-        """Open ``path`` in the tab it belongs to (see :func:`lobule.app.routing.route`), make that
-        tab current and return its route. Tabs open in the background and report through their
+    def open_path(self, path: str | os.PathLike, target: str | None = None) -> str:
+        """Open ``path`` in the tab it belongs to (see :func:`lobule.app.routing.route`; ``target``
+        ``"slide"``, ``"ffa"`` or ``"volume"`` forces one), make that tab current and return it. Tabs open in the background and report through their
         signals; a tab's ``open_path`` may also raise at once. Errors are reported through
         ``openFailed`` (and a dialog), never raised."""
         path = str(path)
-        target = routing.route(path, ffa_current=self.tabs.currentWidget() is self.ffa_tab)
+        if target is None:
+            target = routing.route(path, ffa_current=self.tabs.currentWidget() is self.ffa_tab)
         tab = self._tab_for[target]
         self.tabs.setCurrentWidget(tab)
         self._opening[target] = path
@@ -185,6 +189,8 @@ class MainWindow(QMainWindow):
     # --- status and window events -----------------------------------------------------------
     def _update_status(self) -> None:
         on_slide = self.tabs.currentWidget() is self.slide_tab
+        for action in self.slide_view_actions:
+            action.setEnabled(on_slide)
         self.position_label.setText(self.slide_tab.position_text() if on_slide else "")
         self.zoom_label.setText(self.slide_tab.zoom_text() if on_slide else "")
 

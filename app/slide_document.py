@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 
 from lobule.inference.slide import SlideReader, open_slide
-from lobule.inference.slide.levels import parse_mpp
 from lobule.models.errors import LobuleError
 
 THUMBNAIL_SIZE = (1024, 1024)
@@ -25,26 +24,29 @@ class SlideDocument:
     thumbnail : (H, W, 3) uint8 RGB of the whole slide (long side <= 1024 px).
     associated : name -> (H, W, 3) uint8 RGB, shrunk to <= 360 px, of each associated image
         that could be read; ``associated_errors`` name -> one-line reason for the others.
-    user_mpp : micrometres per pixel typed by the user; overrides the file's value.
+
+    The pixel size lives in the reader (``reader.mpp``, ``reader.mpp_source``); a value the user
+    types is given to the reader (:meth:`set_user_mpp`), so analyses started from the GUI use it.
     """
 
     reader: SlideReader
     thumbnail: np.ndarray
     associated: dict[str, np.ndarray] = field(default_factory=dict)
     associated_errors: dict[str, str] = field(default_factory=dict)
-    user_mpp: tuple[float, float] | None = None
 
     @property
     def mpp(self) -> tuple[float, float] | None:
-        return self.user_mpp or self.reader.mpp
+        """(mpp_x, mpp_y) micrometres per level-0 pixel, or None when unknown."""
+        return self.reader.mpp
 
     @property
     def mpp_source(self) -> str | None:
-        return "user" if self.user_mpp else self.reader.mpp_source
+        """``"metadata"``, ``"user"`` or None."""
+        return self.reader.mpp_source
 
     def set_user_mpp(self, mpp) -> None:
         """Give the pixel size (one number or (x, y) um/px). Raises InputError if invalid."""
-        self.user_mpp = parse_mpp(mpp)
+        self.reader.set_mpp(mpp)
 
 
 def load_document(path: str | os.PathLike, mpp=None) -> SlideDocument:

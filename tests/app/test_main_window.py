@@ -56,6 +56,11 @@ def test_volumes_go_to_the_mri_ct_tab(window, dialogs, qtbot, tmp_path):
     assert window.tabs.currentWidget() is window.volume_tab
     qtbot.waitUntil(lambda: not window.is_opening("volume"), timeout=10000)
     assert len(dialogs) == 1 and "\n" not in dialogs[0]
+    assert not window.slide_view_actions[0].isEnabled()  # slide zoom shortcuts sleep on other tabs
+    assert window.open_path(tmp_path / "missing.png", target="ffa") == "ffa"  # e.g. lobule view --tab ffa
+    assert window.tabs.currentWidget() is window.ffa_tab
+    qtbot.waitUntil(lambda: not window.is_opening("ffa"), timeout=10000)
+    assert len(dialogs) == 2 and "missing.png" in dialogs[1]
 
 
 def test_dropped_file_opens_and_is_remembered(window, qtbot, demo_slide):
