@@ -34,6 +34,8 @@ class TissueSettings:
     min_area_um2 : tissue pieces smaller than this are dropped (default 0.005 mm^2).
     max_hole_area_um2 : holes inside tissue smaller than this are filled (default 0.1 mm^2).
     margin_um : dilation of the final mask.
+    max_side : the mask's longest side in pixels at most (``mpp`` is coarsened for larger
+        slides), which bounds memory.
     """
 
     mpp: float = 4.0
@@ -44,13 +46,14 @@ class TissueSettings:
     min_area_um2: float = 5_000.0
     max_hole_area_um2: float = 100_000.0
     margin_um: float = 24.0
+    max_side: int = 4096
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
             if not np.isfinite(value) or value < 0:
                 raise InputError(f"tissue setting {name} must be a finite number >= 0, got {value!r}")
-        if self.mpp <= 0:
-            raise InputError(f"tissue setting mpp must be > 0, got {self.mpp!r}")
+        if self.mpp <= 0 or self.max_side < 64:
+            raise InputError(f"tissue settings need mpp > 0 and max_side >= 64, got {self.mpp!r}, {self.max_side!r}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def tissue_mask_from_rgb(rgb: np.ndarray, mpp: float, settings: TissueSettings |
     settings = settings or TissueSettings()
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
-    od = -np.log10((rgb.astype(np.float32) + 1.0) / 256.0).sum(axis=2)
+    od = _OD_LUT[rgb[..., 0]] + _OD_LUT[rgb[..., 1]] + _OD_LUT[rgb[..., 2]]
     saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
     stained = (od >= max(settings.min_od, _otsu(od))) | (
         saturation >= max(settings.min_saturation, _otsu(saturation))
@@ -137,7 +140,8 @@ def tissue_mask_from_rgb(rgb: np.ndarray, mpp: float, settings: TissueSettings |
 
 
 def detect_tissue(slide, settings: TissueSettings | None = None) -> TissueMask:
-    """Tissue mask of a slide, computed at about ``settings.mpp`` um/px.
+    """Tissue mask of a slide, computed at about ``settings.mpp`` um/px (coarser for slides
+    whose long side would exceed ``settings.max_side`` mask pixels, so memory stays bounded).
 
     Parameters
     ----------
@@ -155,39 +159,25 @@ def detect_tissue(slide, settings: TissueSettings | None = None) -> TissueMask:
         raise MissingMppError(f"{slide.path.name} does not state its pixel size; give it with --mpp")
     mpp0 = float(np.mean(slide.mpp))
     width, height = slide.dimensions
-    downsample = max(1.0, settings.mpp / mpp0)
-    out_size = (max(1, int(np.ceil(width / downsample))), max(1, int(np.ceil(height / downsample))))
+    mask_mpp = max(settings.mpp, max(width, height) * mpp0 / settings.max_side)
+    downsample = max(1.0, mask_mpp / mpp0)
+    out_w, out_h = max(1, int(np.ceil(width / downsample))), max(1, int(np.ceil(height / downsample)))
     level = slide.best_level_for_downsample(downsample)
     ds_level = slide.level_downsamples[level]
-    lw, lh = slide.level_dimensions[level]
-    image = _read_level_in_strips(slide, level, (lw, lh))
-    # resize so that mask pixel j covers level-0 [j * downsample, (j + 1) * downsample)
-    target = (max(1, round(lw * ds_level / downsample)), max(1, round(lh * ds_level / downsample)))
-    if target != (lw, lh):
-        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
-    image = _fit(image, out_size)
+    factor = downsample / ds_level  # level pixels per mask pixel
+    image = np.empty((out_h, out_w, 3), np.uint8)
+    read_w = max(1, round(out_w * factor))
+    for y in range(0, out_h, _STRIP):  # strips: the whole level is never held in memory
+        rows = min(_STRIP, out_h - y)
+        top, bottom = round(y * factor), max(round(y * factor) + 1, round((y + rows) * factor))
+        strip = slide.read_region((0, round(top * ds_level)), level, (read_w, bottom - top))
+        image[y : y + rows] = cv2.resize(strip, (out_w, rows), interpolation=cv2.INTER_AREA)
     tissue = tissue_mask_from_rgb(image, mpp0 * downsample, settings, downsample=downsample)
     return TissueMask(tissue.mask, tissue.downsample, tissue.mpp, settings, tuple(slide.dimensions))
 
 
-def _read_level_in_strips(slide, level: int, size: tuple[int, int], strip: int = 2048) -> np.ndarray:
-    """Read a whole (small) level in horizontal strips (bounded decode buffers)."""
-    width, height = size
-    ds = slide.level_downsamples[level]
-    out = np.empty((height, width, 3), np.uint8)
-    for y in range(0, height, strip):
-        h = min(strip, height - y)
-        out[y : y + h] = slide.read_region((0, round(y * ds)), level, (width, h))
-    return out
-
-
-def _fit(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Crop or pad (white) ``image`` to (width, height)."""
-    width, height = size
-    out = np.full((height, width, 3), 255, np.uint8)
-    h, w = min(height, image.shape[0]), min(width, image.shape[1])
-    out[:h, :w] = image[:h, :w]
-    return out
+_STRIP = 256
+_OD_LUT = (-np.log10((np.arange(256, dtype=np.float32) + 1.0) / 256.0)).astype(np.float32)
 
 
 def _otsu(values: np.ndarray) -> float:

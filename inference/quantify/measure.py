@@ -121,16 +121,15 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
     windows = list(store.iter_windows(box, window)) if box[2] > 0 and box[3] > 0 else []
     counts = np.zeros(256, np.int64)
     region_px = 0
-    objects = {c: ChunkedComponents() for c in (STEATOSIS, NORMAL_NUCLEI, INFLAMMATORY_NUCLEI, HYDROPIC)}
+    objects = {c: ChunkedComponents(centroids=c == INFLAMMATORY_NUCLEI)
+               for c in (STEATOSIS, NORMAL_NUCLEI, INFLAMMATORY_NUCLEI, HYDROPIC)}
     column = {x: k for k, x in enumerate(sorted({w[0] for w in windows}))}
     row = {y: k for k, y in enumerate(sorted({w[1] for w in windows}))}
     for done, (x, y, w, h) in enumerate(windows):
         if cancel is not None and cancel():
             raise Cancelled("quantification cancelled")
         inside = raster.window((x, y, w, h))
-        if not inside.any():
-            continue
-        labels = store.read_labels((x, y, w, h))
+        labels = store.read_labels((x, y, w, h)) if inside.any() else np.zeros((h, w), np.uint8)
         region_px += int(inside.sum())
         counts += np.bincount(labels[inside], minlength=256)
         cell = (row[y], column[x])

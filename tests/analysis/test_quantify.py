@@ -153,3 +153,21 @@ def test_settings_validation_and_cli_strings():
         QuantSettings.from_strings(["nope=1"])
     with pytest.raises(InputError):
         QuantSettings.from_strings(["focus_min_nuclei=x"])
+
+
+def test_chunked_components_equal_whole_map_labelling():
+    import cv2
+
+    from lobule.inference.quantify.components import ChunkedComponents
+
+    rng = np.random.default_rng(0)
+    mask = cv2.GaussianBlur(rng.random((300, 410)).astype(np.float32), (0, 0), 3) > 0.52
+    n, _, stats, centres = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    expected = sorted(zip(stats[1:, 4].tolist(), np.round(centres[1:, 0] + 0.5, 6).tolist()))
+    for step in (16, 50, 1000):
+        components = ChunkedComponents(centroids=True)
+        for row, y in enumerate(range(0, 300, step)):
+            for col, x in enumerate(range(0, 410, step)):
+                components.add((row, col), (x, y), mask[y : y + step, x : x + step])
+        areas, cx, _ = components.finish()
+        assert sorted(zip(areas.tolist(), np.round(cx, 6).tolist())) == expected
