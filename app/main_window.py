@@ -10,10 +10,9 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTa
 
 from lobule.app import routing, settings
 from lobule.app.errors import error_message, show_error
-from lobule.app.ffa_tab import FFATab
+from lobule.app.lazy_tab import LazyTab
 from lobule.app.slide_tab import SlideTab
 from lobule.app.view_state import PRESET_MAGNIFICATIONS
-from lobule.app.volume_tab import VolumeTab
 
 SLIDE_FILTER = ("Slides and images (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.bif *.vms *.vmu *.svslide *.dcm "
                 "*.png *.jpg *.jpeg *.bmp *.gif *.webp)")
@@ -41,19 +40,21 @@ class MainWindow(QMainWindow):
         self.show_dialogs = show_dialogs
         self.setWindowTitle("Lobule")
         self.setAcceptDrops(True)
+        self._opening: dict[str, str] = {}  # route -> path being opened there
         self.slide_tab = SlideTab()
-        self.ffa_tab = FFATab()
-        self.volume_tab = VolumeTab()
+        self._connect_tab(routing.SLIDE, self.slide_tab)
+        # the FFA and MRI/CT tabs are built when first shown or given a file
+        self._pages: dict[str, QWidget] = {
+            routing.SLIDE: self.slide_tab,
+            routing.FFA: LazyTab(_make_ffa_tab, lambda tab: self._connect_tab(routing.FFA, tab)),
+            routing.VOLUME: LazyTab(_make_volume_tab, lambda tab: self._connect_tab(routing.VOLUME, tab)),
+        }
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.slide_tab, "Slide")
-        self.tabs.addTab(self.ffa_tab, "FFA")
-        self.tabs.addTab(self.volume_tab, "MRI/CT")
+        self.tabs.addTab(self._pages[routing.SLIDE], "Slide")
+        self.tabs.addTab(self._pages[routing.FFA], "FFA")
+        self.tabs.addTab(self._pages[routing.VOLUME], "MRI/CT")
         self.setCentralWidget(self.tabs)
-        self._tab_for = {routing.SLIDE: self.slide_tab, routing.FFA: self.ffa_tab, routing.VOLUME: self.volume_tab}
-        self._opening: dict[str, str] = {}  # route -> path being opened there
-        for target, tab in self._tab_for.items():
-            self._connect_tab(target, tab)
 
         self.position_label = QLabel()
         self.zoom_label = QLabel()
@@ -130,6 +131,25 @@ class MainWindow(QMainWindow):
 
         self.open_path(DEMO_SLIDE)
 
+    @property
+    def ffa_tab(self) -> QWidget:
+        """The FFA tab's widget (built on first use)."""
+        return self._pages[routing.FFA].widget()
+
+    @property
+    def volume_tab(self) -> QWidget:
+        """The MRI/CT tab's widget (built on first use)."""
+        return self._pages[routing.VOLUME].widget()
+
+    def current_tab(self) -> QWidget:
+        """The widget of the current tab (SlideTab, FFATab or VolumeTab)."""
+        page = self.tabs.currentWidget()
+        return page.widget() if isinstance(page, LazyTab) else page
+
+    def _tab(self, target: str) -> QWidget:
+        page = self._pages[target]
+        return page.widget() if isinstance(page, LazyTab) else page
+
     def _connect_tab(self, target: str, tab: QWidget) -> None:
         """Follow a tab's open outcome: a success signal (``opened(str)`` or ``imageOpened(str)``)
         and a failure signal (``openFailed(str, str)`` or ``failed(str)``), where it has them."""
@@ -153,9 +173,9 @@ class MainWindow(QMainWindow):
         ``openFailed`` (and a dialog), never raised."""
         path = str(path)
         if target is None:
-            target = routing.route(path, ffa_current=self.tabs.currentWidget() is self.ffa_tab)
-        tab = self._tab_for[target]
-        self.tabs.setCurrentWidget(tab)
+            target = routing.route(path, ffa_current=self.tabs.currentWidget() is self._pages[routing.FFA])
+        tab = self._tab(target)
+        self.tabs.setCurrentWidget(self._pages[target])
         self._opening[target] = path
         try:
             tab.open_path(path)
@@ -207,4 +227,16 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         self.slide_tab.shutdown()
         super().closeEvent(event)
+
+
+def _make_ffa_tab() -> QWidget:
+    from lobule.app.ffa_tab import FFATab
+
+    return FFATab()
+
+
+def _make_volume_tab() -> QWidget:
+    from lobule.app.volume_tab import VolumeTab
+
+    return VolumeTab()
 

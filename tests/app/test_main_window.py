@@ -52,13 +52,14 @@ def test_bad_slide_shows_a_one_line_dialog_and_the_app_goes_on(window, dialogs, 
 
 
 def test_volumes_go_to_the_mri_ct_tab(window, dialogs, qtbot, tmp_path):
+    assert not window._pages["volume"].created  # built on first use: a cheap start
     assert window.open_path(tmp_path / "missing.nii.gz") == "volume"
-    assert window.tabs.currentWidget() is window.volume_tab
+    assert window.current_tab() is window.volume_tab
     qtbot.waitUntil(lambda: not window.is_opening("volume"), timeout=10000)
     assert len(dialogs) == 1 and "\n" not in dialogs[0]
     assert not window.slide_view_actions[0].isEnabled()  # slide zoom shortcuts sleep on other tabs
     assert window.open_path(tmp_path / "missing.png", target="ffa") == "ffa"  # e.g. lobule view --tab ffa
-    assert window.tabs.currentWidget() is window.ffa_tab
+    assert window.current_tab() is window.ffa_tab
     qtbot.waitUntil(lambda: not window.is_opening("ffa"), timeout=10000)
     assert len(dialogs) == 2 and "missing.png" in dialogs[1]
 
