@@ -156,3 +156,13 @@ def test_aspp_shapes_use_the_cheaper_order():
     assert _project_first_is_cheaper(2048, 256, (32, 32), (32, 32))  # deformable ASPP at 512 px input
     assert not _project_first_is_cheaper(64, 256, (32, 32), (32, 32))
     assert not _project_first_is_cheaper(256, 256, (64, 64), (32, 32))  # stride 2
+
+
+@pytest.mark.parametrize("in_channels, out_channels", [(3, 4), (16, 2)])
+def test_runs_under_bfloat16_autocast(in_channels, out_channels):
+    torch.manual_seed(7)
+    layer = ModulatedDeformConv2d(in_channels, out_channels, 3, padding=2, dilation=2)
+    x = torch.randn(2, in_channels, 10, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    torch.testing.assert_close(out.float(), layer(x), rtol=0.05, atol=0.05)
