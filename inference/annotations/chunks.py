@@ -131,26 +131,31 @@ class CachedArray:
 
 
 class SparseChunks:
-    """A 2-D uint8 layer whose edited chunks live compressed in memory, over a saved copy.
+    """A 2-D uint8 layer whose edited chunks live in memory, over a saved copy.
 
     Parameters
     ----------
     base : :class:`CachedArray` of the saved layer (its ``fill`` is this layer's fill).
     present : (rows, cols) bool, chunks of the saved layer holding a value other than fill
         (so that reads of untouched areas skip the disk entirely); None = none.
+    max_raw : chunks kept uncompressed (the most recently used); older edited chunks are
+        compressed (zstd), so memory grows with the edited area at a few hundred bytes per
+        hand-painted chunk. Compression happens on eviction, not on every edit, so repeated
+        strokes over the same area cost no compression at all.
 
     ``dirty`` holds the chunks changed since the last :meth:`mark_saved`.
     """
 
-    def __init__(self, base: CachedArray, present: np.ndarray | None = None, max_decoded: int = 64) -> None:
+    def __init__(self, base: CachedArray, present: np.ndarray | None = None, max_raw: int = 64) -> None:
         self.base = base
         self.grid = base.grid
         self.fill = base.fill
         self.present = (np.zeros(self.grid.grid_shape, bool) if present is None
                         else np.array(present, dtype=bool).reshape(self.grid.grid_shape))
-        self._blobs: dict[Key, bytes] = {}
-        self._decoded: OrderedDict[Key, np.ndarray] = OrderedDict()
-        self._max_decoded = int(max_decoded)
+        self._raw: OrderedDict[Key, np.ndarray] = OrderedDict()  # newest version, or a clean cache
+        self._blobs: dict[Key, bytes] = {}  # compressed newest version (dirty chunks)
+        self._version: dict[Key, int] = {}
+        self._max_raw = int(max_raw)
         self.dirty: set[Key] = set()
         self.cleared = False
         """True after :meth:`clear` until the next save: the saved copy is to be emptied."""
@@ -160,24 +165,28 @@ class SparseChunks:
     def chunk(self, key: Key) -> np.ndarray:
         """The full-size read-only chunk ``key``."""
         with self._lock:
-            hit = self._decoded.get(key)
+            hit = self._raw.get(key)
             if hit is not None:
-                self._decoded.move_to_end(key)
+                self._raw.move_to_end(key)
                 return hit
             blob = self._blobs.get(key)
             if blob is None:
-                if not self.present[key]:
+                if not self.present[key] or self.cleared:
                     return self.base.blank
                 return self.base.chunk(key)
             data = decode(blob, self.grid.chunk)
-            self._remember(key, data)
+            self._keep_raw(key, data)
             return data
 
     def blob(self, key: Key) -> bytes:
         """The compressed bytes of chunk ``key`` (see :func:`encode`)."""
         with self._lock:
             blob = self._blobs.get(key)
-        return blob if blob is not None else encode(self.chunk(key))
+            if blob is None:
+                blob = encode(self.chunk(key))
+                if key in self.dirty:
+                    self._blobs[key] = blob
+            return blob
 
     def read(self, window: Window) -> np.ndarray:
         """(h, w) uint8 of the window; ``fill`` outside the array and in untouched chunks."""
@@ -198,16 +207,12 @@ class SparseChunks:
         data[h:, :] = self.fill  # beyond the array border nothing is ever stored
         data[:, w:] = self.fill
         data.flags.writeable = False
-        blob = encode(data)
         with self._lock:
-            self._blobs[key] = blob
-            self._remember(key, data)
-            self.present[key] = bool((data != self.fill).any())
+            self._blobs.pop(key, None)
+            self._version[key] = self._version.get(key, 0) + 1
             self.dirty.add(key)
-
-    def set_blob(self, key: Key, blob: bytes) -> None:
-        """Replace chunk ``key`` by compressed bytes from :meth:`blob` (e.g. from a journal)."""
-        self.set_chunk(key, decode(blob, self.grid.chunk))
+            self.present[key] = bool((data != self.fill).any())
+            self._keep_raw(key, data)
 
     def write(self, window: Window, data: np.ndarray) -> list[Key]:
         """Write an (h, w) array at the window (x, y, w, h), chunk by chunk; returns the chunks
@@ -230,54 +235,58 @@ class SparseChunks:
             changed.append(key)
         return changed
 
-    def _remember(self, key: Key, data: np.ndarray) -> None:
-        self._decoded[key] = data
-        self._decoded.move_to_end(key)
-        while len(self._decoded) > self._max_decoded:
-            self._decoded.popitem(last=False)
+    def _keep_raw(self, key: Key, data: np.ndarray) -> None:
+        self._raw[key] = data
+        self._raw.move_to_end(key)
+        while len(self._raw) > self._max_raw:
+            old_key, old = self._raw.popitem(last=False)
+            if old_key in self.dirty and old_key not in self._blobs:
+                self._blobs[old_key] = encode(old)
 
     def clear(self) -> None:
         """Make every chunk ``fill`` (the saved copy is emptied at the next :meth:`flush`)."""
         with self._lock:
             self.present[:] = False
+            self._raw.clear()
             self._blobs.clear()
-            self._decoded.clear()
             self.dirty.clear()
             self.cleared = True
 
     # saving
-    def flush(self, array) -> dict[Key, bytes]:
+    def flush(self, array) -> dict[Key, int]:
         """Write the dirty chunks into the zarr ``array`` (the saved layer), after emptying it if
-        the layer was cleared. Returns the versions written (key -> compressed bytes) for
+        the layer was cleared. Returns the versions written (key -> version) for
         :meth:`mark_saved`; in-memory copies stay until then."""
         with self._lock:
-            written = {key: self._blobs[key] for key in sorted(self.dirty)}
+            written = {key: self._version[key] for key in sorted(self.dirty)}
             if self.cleared:
                 shape = array.shape
                 array.resize((0,) * len(shape))  # zarr deletes the chunks outside the new shape
                 array.resize(shape)
                 self.base.invalidate()
                 self.cleared = False
-        for key, blob in written.items():
+        for key in written:
             x, y, w, h = self.grid.window(key)
-            array[y : y + h, x : x + w] = decode(blob, self.grid.chunk)[:h, :w]
+            array[y : y + h, x : x + w] = self.chunk(key)[:h, :w]
         return written
 
-    def mark_saved(self, written: dict[Key, bytes]) -> None:
+    def mark_saved(self, written: dict[Key, int]) -> None:
         """The versions ``written`` (from :meth:`flush`) are on disk: forget the base cache's
-        stale copies and drop the in-memory chunks that did not change again meanwhile."""
+        stale copies; chunks that did not change again meanwhile are clean (their compressed
+        copies are dropped; the saved array serves them from now on)."""
         with self._lock:
-            for key, blob in written.items():
+            for key, version in written.items():
                 self.base.invalidate(key)
-                if self._blobs.get(key) is blob:
-                    del self._blobs[key]
+                if self._version.get(key) == version:
                     self.dirty.discard(key)
+                    self._blobs.pop(key, None)
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes of compressed edited chunks held in memory."""
+        """Bytes of edited chunks held in memory (compressed, plus those kept uncompressed)."""
         with self._lock:
-            return sum(len(b) for b in self._blobs.values())
+            raw = sum(a.nbytes for k, a in self._raw.items() if k in self.dirty and k not in self._blobs)
+            return raw + sum(len(b) for b in self._blobs.values())
 
 
 def _assemble(grid: ChunkGrid, window: Window, get_chunk, fill: int) -> np.ndarray:

@@ -101,7 +101,8 @@ class CorrectionLayer(LabelStore):
         for k in range(1, base.level_count):
             arr = group[f"merged/{k}"]
             present = np.asarray(group[f"merged/{k}_index"][...], dtype=bool)
-            self._merged.append(SparseChunks(CachedArray(arr, arr.shape, arr.chunks, NO_CORRECTION, 16), present))
+            self._merged.append(SparseChunks(CachedArray(arr, arr.shape, arr.chunks, NO_CORRECTION, 16), present,
+                                             max_raw=16))
         if group.attrs.get("merged_for") != store_identity(base):
             self._rebuild_merged()
 

@@ -25,6 +25,7 @@ import json
 import math
 import os
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,7 +143,9 @@ def regions_from_json(data, source: str = "JSON", slide_size: tuple[int, int] | 
         geometry_json = item["geometry"]
         label = item["label"]
         try:
-            geometry = shape(geometry_json)
+            with warnings.catch_warnings():  # NaN coordinates warn here; refused just below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                geometry = shape(geometry_json)
         except (ValueError, TypeError, AttributeError, KeyError, IndexError,
                 shapely.errors.ShapelyError) as exc:
             raise InputError(f"{source}: {label} has an unreadable geometry ({_reason(exc)})") from None

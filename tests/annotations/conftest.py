@@ -33,11 +33,12 @@ def demo_labels(demo_slide):
     return info, colour_rule_labels(rgb)
 
 
-@pytest.fixture
-def demo_store(tmp_path, demo_labels):
-    """A LabelStore of the demo slide (label grid = slide level 0, 512 px chunks)."""
+@pytest.fixture(scope="session")
+def demo_store(tmp_path_factory, demo_labels):
+    """A LabelStore of the demo slide (label grid = slide level 0, 512 px chunks); read-only,
+    shared by the tests (each session fixture has its own corrections folder)."""
     info, labels = demo_labels
-    return store_from_array(tmp_path / "model.zarr", labels, mpp=info["mpp"], scale=1.0,
+    return store_from_array(tmp_path_factory.mktemp("store") / "model.zarr", labels, mpp=info["mpp"], scale=1.0,
                             attrs={"slide": info, "model": {"name": "colour-rule", "weights_sha256": None}})
 
 
