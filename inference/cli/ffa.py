@@ -62,6 +62,8 @@ def register(commands, train) -> None:
     t.add_argument("--epochs", type=int, default=200, help="maximum epochs (paper: 200)")
     t.add_argument("--patience", type=int, default=8, help="early stop after this many epochs without AUC gain")
     t.add_argument("--patches-per-epoch", type=int, default=10_000)
+    t.add_argument("--augment", default="flips", choices=["flips", "dihedral+gamma"],
+                   help="patch augmentation: flips (paper) or also 90-degree rotations and gamma jitter")
     t.add_argument("--val-patients", default="", help="comma-separated patient ids held out for early stopping")
     t.add_argument("--test-patients", default="", help="comma-separated patient ids held out for the card's metrics")
     t.add_argument("--seed", type=int, default=0)
@@ -170,7 +172,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 _TRAIN_OPTIONS = ("images", "labels", "label_class", "out", "name", "arch", "base_width", "reduction_ratio",
                   "dropout", "lr", "batch_size", "patch_size", "epochs", "patience", "patches_per_epoch",
-                  "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
+                  "augment", "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
 
 
 def _train_command(args: argparse.Namespace) -> str:
@@ -211,7 +213,7 @@ def train_ffa(args: argparse.Namespace) -> int:
     config = FFATrainConfig(
         patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr, max_epochs=args.epochs,
         patience=args.patience, patches_per_epoch=args.patches_per_epoch, seed=args.seed,
-        max_minutes=args.max_minutes,
+        max_minutes=args.max_minutes, augment=args.augment,
     )
     card = run_training(request, config, log=lambda line: print(line, flush=True))
     print(f"wrote {card}")

@@ -63,6 +63,8 @@ def deviations(request: FFATrainRequest, config) -> list[str]:
             "patience": config.patience}
     lines = [f"{key}: {ours[key]} (paper: {paper})" for key, paper in PAPER_RECIPE.items()
              if ours[key] != paper and not (key == "reduction_ratio" and request.architecture != "enhance_laddernet")]
+    if config.augment != "flips":
+        lines.append(f"augmentation: {config.augment} (paper: flips)")
     if config.max_minutes is not None:
         lines.append(f"wall-time budget of {config.max_minutes:g} min per call (paper: none)")
     return lines

@@ -30,6 +30,12 @@ def test_patch_sampler_shapes_targets_and_region():
     assert ys.shape == (32, 48, 48) and ys.dtype == np.int64
     # targets follow the image through the flips: CNP where the patch value > 0.7
     np.testing.assert_array_equal(ys == 1, xs[:, 0] > 0.7)
+    strong = PatchSampler(images, masks, regions, 48, np.random.default_rng(1), augment="dihedral+gamma")
+    xs, ys = strong.sample(64)
+    assert 0.0 <= xs.min() and xs.max() <= 1.0
+    assert ((xs[:, 0] > 0.7) == (ys == 1)).mean() > 0.9  # gamma moves values near 0.7 only
+    with pytest.raises(ValueError, match="augment must be one of"):
+        PatchSampler(images, masks, regions, 48, np.random.default_rng(1), augment="mixup")
     with pytest.raises(ValueError, match="smaller than"):
         PatchSampler([np.zeros((40, 40), np.float32)], [np.zeros((40, 40), bool)], [np.ones((40, 40), bool)], 48,
                      np.random.default_rng(0))
