@@ -1,0 +1,111 @@
+"""The classical colour-phase labeller: the seven liver classes without learning.
+
+It follows the seed paper's own definition of the classes by H&E colour phase (seed 000,
+section 4.1; MODELS.md section 1):
+
+- white phase: lipid droplets (class 1: round, closed, surrounded by tissue) versus background /
+  lumen (class 0);
+- blue phase (haematoxylin): normal nuclei (2) versus hyperchromatic, small, round, clustered
+  inflammatory-looking nuclei (3);
+- red phase (eosin): parenchyma (4) versus pale, hydropic, ballooning-like areas (5);
+- other colours (neither H nor E: brown / yellow pigment): heterochromatic regions (6).
+
+Precedence where phases overlap: white, then nuclei, then off-colour, then the red phase.
+Everywhere else in Lobule this engine is named ``classical`` (``--model classical``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.morphology import remove_small_objects
+
+from lobule.inference.errors import InputError
+from lobule.inference.labeller.droplets import droplet_mask
+from lobule.inference.labeller.nuclei import classify_nuclei, nuclear_stain, nucleus_instances
+from lobule.inference.labeller.settings import ColourPhaseSettings
+from lobule.inference.labeller.stain import stain_phases
+
+BACKGROUND, STEATOSIS, PARENCHYMA, HYDROPIC, HETEROCHROMATIC = 0, 1, 4, 5, 6
+
+
+def _check_image(image: np.ndarray, mpp: float) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or image.dtype != np.uint8:
+        raise InputError(f"the classical labeller needs an (H, W, 3) uint8 RGB image, not {image.shape} {image.dtype}")
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise InputError(f"image of {image.shape[1]}x{image.shape[0]} pixels is too small to label")
+    if not np.isfinite(mpp) or mpp <= 0:
+        raise InputError(f"mpp must be a positive number of micrometres per pixel, not {mpp}")
+    return np.ascontiguousarray(image[..., :3])
+
+
+def pale_mask(density: np.ndarray, tissue: np.ndarray, mpp: float, settings: ColourPhaseSettings) -> np.ndarray:
+    """Pale (weakly stained) tissue areas of at least a hepatocyte's size.
+
+    Parameters
+    ----------
+    density : (H, W) float total optical density.
+    tissue : (H, W) bool, the red-phase pixels (tissue that is not nucleus or off-colour).
+
+    Returns
+    -------
+    (H, W) bool; True where the smoothed density (normalised by the tissue fraction, so white
+    neighbours do not pale the tissue) is below ``pale_ratio`` x the median tissue density.
+    """
+    if tissue.sum() < 16:
+        return np.zeros(tissue.shape, dtype=bool)
+    sigma = settings.pale_smoothing_um / mpp
+    weight = ndi.gaussian_filter(tissue.astype(np.float32), sigma)
+    smooth = ndi.gaussian_filter(np.where(tissue, density, 0).astype(np.float32), sigma)
+    smooth = smooth / np.maximum(weight, 1e-3)
+    reference = float(np.median(density[tissue]))
+    pale = tissue & (smooth < settings.pale_ratio * reference)
+    min_area = int(settings.hydropic_min_area_um2 / mpp**2)
+    return remove_small_objects(pale, max_size=max(1, min_area))
+
+
+def label_colour_phase(image: np.ndarray, mpp: float = 0.5,
+                       settings: ColourPhaseSettings | None = None) -> np.ndarray:
+    """Label an H&E image with the seven liver classes by colour phase and morphology.
+
+    Parameters
+    ----------
+    image : (H, W, 3) uint8 RGB (an alpha channel is dropped), any size.
+    mpp : micrometres per pixel of ``image`` (sizes in the settings are in um).
+    settings : thresholds; :class:`ColourPhaseSettings` defaults when None.
+
+    Returns
+    -------
+    (H, W) uint8 class ids 0-6 (``lobule.resources.classes``).
+
+    Raises
+    ------
+    InputError
+        If the image is not (H, W, 3) uint8 or ``mpp`` is not positive.
+    """
+    settings = settings or ColourPhaseSettings()
+    image = _check_image(image, mpp)
+    phases = stain_phases(image, settings)
+    labels = np.full(image.shape[:2], PARENCHYMA, dtype=np.uint8)
+
+    droplets = droplet_mask(phases.white, mpp, settings)
+    lumen = phases.white & ~droplets
+    lumen = remove_small_objects(lumen, max_size=max(1, int(settings.lumen_min_area_um2 / mpp**2)))
+    labels[lumen] = BACKGROUND
+    labels[droplets] = STEATOSIS
+    tissue = ~(lumen | droplets)
+
+    stain = nuclear_stain(phases.haematoxylin, phases.residual)
+    instances = nucleus_instances(stain, tissue, mpp, settings)
+    table = classify_nuclei(instances, stain, mpp, settings)
+    nuclei = instances > 0
+    labels[nuclei] = table[instances[nuclei]]
+
+    offcolour = tissue & ~nuclei & (phases.residual >= settings.offcolour_min_residual)
+    offcolour &= phases.residual > np.maximum(phases.haematoxylin, phases.eosin)
+    offcolour = remove_small_objects(offcolour, max_size=max(1, int(settings.offcolour_min_area_um2 / mpp**2)))
+    labels[offcolour] = HETEROCHROMATIC
+
+    red = tissue & ~offcolour & ~nuclei
+    labels[pale_mask(phases.density, red, mpp, settings)] = HYDROPIC
+    return labels
