@@ -85,8 +85,7 @@ def _tab_ready(window, target: str) -> bool:
     if window.is_opening(target):
         return False
     if target == routing.SLIDE:
-        tab = window.slide_tab
-        return tab.document is not None and tab.loading_path is None and tab.view.is_viewport_complete()
+        return window.slide_tab.is_ready()  # slide open, visible tiles loaded, saved analysis restored
     tab = window.volume_tab if target == routing.VOLUME else window.ffa_tab
     ready = getattr(tab, "is_ready", None)
     return True if ready is None else bool(ready())

@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.slide_tab.statusChanged.connect(self._update_status)
         self.slide_tab.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.slide_tab.actionFailed.connect(self._on_action_failed)
         self.tabs.currentChanged.connect(lambda _: self._update_status())
         self._build_menus()
         self.resize(1400, 900)
@@ -205,6 +206,11 @@ class MainWindow(QMainWindow):
         self.openFailed.emit(path, message)
         if self.show_dialogs:
             show_error(self, "Cannot open", message)
+
+    def _on_action_failed(self, title: str, message: str) -> None:
+        """An analysis or editing action failed (the status bar has the message already)."""
+        if self.show_dialogs:
+            show_error(self, title, message)
 
     # --- status and window events -----------------------------------------------------------
     def _update_status(self) -> None:

@@ -1,4 +1,5 @@
-"""The Slide tab: toolbar, missing-mpp banner, slide view with overview, slide-info panel."""
+"""The Slide tab: toolbars (view; region and correction tools), missing-mpp and recovery
+banners, slide view with overview, side panel (analysis, numbers; slide info)."""
 from __future__ import annotations
 
 import os
@@ -7,11 +8,15 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
-                               QToolBar, QVBoxLayout, QWidget)
+                               QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from lobule.app import settings
+from lobule.app.analysis_controller import AnalysisController
+from lobule.app.analysis_panel import AnalysisPanel
+from lobule.app.edit_toolbar import EditToolBar
 from lobule.app.errors import error_message
 from lobule.app.overview import OverviewWidget
+from lobule.app.region_overlay import RegionOverlay
 from lobule.app.slide_document import SlideDocument, load_document
 from lobule.app.slide_info import SlideInfoPanel
 from lobule.app.slide_view import SlideView
@@ -21,6 +26,8 @@ from lobule.app.workers import run_in_background
 
 BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px solid #e0c36a; }"
                 " QLabel { color: #4a3b00; }")
+RECOVERY_STYLE = ("QFrame#recoveryBanner { background: #dcefff; border-bottom: 1px solid #7fb2e5; }"
+                  " QLabel { color: #0b3a66; }")
 
 
 class SlideTab(QWidget):
@@ -32,12 +39,14 @@ class SlideTab(QWidget):
     openFailed(str, str) : path, one-line reason.
     statusChanged() : :meth:`position_text` or :meth:`zoom_text` changed.
     message(str) : a passing note for the status bar (e.g. a tile that could not be decoded).
+    actionFailed(str, str) : title, one-line reason of an analysis or editing action that failed.
     """
 
     opened = Signal(str)
     openFailed = Signal(str, str)
     statusChanged = Signal()
     message = Signal(str)
+    actionFailed = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,22 +60,35 @@ class SlideTab(QWidget):
         self.overview = OverviewWidget(self.view)
         self.info = SlideInfoPanel()
         self.info.mppEntered.connect(self.set_mpp)
+        self.analysis = AnalysisController(self.view, self)
+        self.analysis_panel = AnalysisPanel(self.analysis)
+        self.side = QTabWidget()
+        self.side.setDocumentMode(True)
+        self.side.addTab(self.analysis_panel, "Analysis")
+        self.side.addTab(self.info, "Slide info")
+        self.region_overlay = RegionOverlay(self.analysis)
+        self.view.add_overlay(self.region_overlay)
 
         self.toolbar = self._build_toolbar()
+        self.edit_bar = EditToolBar(self.view, self.analysis)
         self.banner = self._build_banner()
+        self.recovery_banner = self._build_recovery_banner()
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
-        splitter.addWidget(self.info)
+        splitter.addWidget(self.side)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
-        splitter.setSizes([1000, 330])
+        splitter.setSizes([1000, 400])
         splitter.setCollapsible(0, False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.toolbar)
+        layout.addWidget(self.edit_bar)
         layout.addWidget(self.banner)
+        layout.addWidget(self.recovery_banner)
         layout.addWidget(splitter, 1)
+        self._connect_analysis()
 
         self.view.viewChanged.connect(self._on_view_changed)
         self.view.cursorMoved.connect(self._on_cursor)
@@ -106,10 +128,11 @@ class SlideTab(QWidget):
         self.overview_action.setCheckable(True)
         self.overview_action.setChecked(True)
         self.overview_action.toggled.connect(self._toggle_overview)
-        self.info_action = bar.addAction("Slide info")
+        self.info_action = bar.addAction("Side panel")
+        self.info_action.setToolTip("Show or hide the side panel (analysis and numbers, slide info)")
         self.info_action.setCheckable(True)
         self.info_action.setChecked(True)
-        self.info_action.toggled.connect(self.info.setVisible)
+        self.info_action.toggled.connect(self.side.setVisible)
         return bar
 
     def _build_banner(self) -> QFrame:
@@ -135,6 +158,68 @@ class SlideTab(QWidget):
         banner.hide()
         return banner
 
+    def _build_recovery_banner(self) -> QFrame:
+        banner = QFrame()
+        banner.setObjectName("recoveryBanner")
+        banner.setStyleSheet(RECOVERY_STYLE)
+        row = QHBoxLayout(banner)
+        row.setContentsMargins(10, 6, 10, 6)
+        self.recovery_text = QLabel()
+        self.recovery_text.setWordWrap(True)
+        self.recover_button = QPushButton("Recover")
+        self.recover_button.setToolTip("Take the unsaved corrections and regions back (one undo step)")
+        self.discard_button = QPushButton("Discard")
+        self.discard_button.setToolTip("Go back to the last saved corrections")
+        self.recover_button.clicked.connect(lambda: self._answer_recovery(True))
+        self.discard_button.clicked.connect(lambda: self._answer_recovery(False))
+        row.addWidget(self.recovery_text, 1)
+        row.addWidget(self.recover_button)
+        row.addWidget(self.discard_button)
+        banner.hide()
+        return banner
+
+    def _connect_analysis(self) -> None:
+        analysis = self.analysis
+        analysis.message.connect(self.message)
+        analysis.failed.connect(self._on_action_failed)
+        analysis.regionsChanged.connect(self.view.update)
+        analysis.recoveryOffered.connect(self._offer_recovery)
+        analysis.stateChanged.connect(self.statusChanged)
+        self.analysis_panel.selectedRegionChanged.connect(self._select_region)
+        self.analysis_panel.finetuneRequested.connect(self.open_finetune)
+
+    def _on_action_failed(self, title: str, reason: str) -> None:
+        self.message.emit(f"{title}: {reason}")
+        self.actionFailed.emit(title, reason)
+
+    def _select_region(self, name: str) -> None:
+        self.region_overlay.selected = name
+        self.view.update()
+
+    def _offer_recovery(self, summary: str) -> None:
+        self.recovery_text.setText(f"<b>Recover unsaved work?</b> Lobule found {summary}.")
+        self.recovery_banner.show()
+
+    def _answer_recovery(self, recover: bool) -> None:
+        self.recovery_banner.hide()
+        if recover:
+            self.analysis.recover()
+        else:
+            self.analysis.discard_recovery()
+
+    def open_finetune(self) -> None:
+        """Show the "Fine-tune on my corrections" dialog."""
+        from lobule.app.finetune_dialog import FinetuneDialog
+
+        dialog = FinetuneDialog(self.analysis, self)
+        dialog.modelChosen.connect(self._use_model)
+        dialog.show()
+        self._finetune_dialog = dialog
+
+    def _use_model(self, name: str) -> None:
+        self.analysis_panel.refresh_models(select=name)
+        self.message.emit(f"Model {name} chosen: press Analyze to segment the slide with it")
+
     # --- opening ----------------------------------------------------------------------------
     def open_path(self, path: str | os.PathLike, mpp=None) -> None:
         """Start opening ``path`` on a worker thread; ``opened`` or ``openFailed`` follows."""
@@ -157,6 +242,7 @@ class SlideTab(QWidget):
         self.slide_layer = TileLayer(SlideTileProvider(document.reader), "Slide", preview=document.thumbnail)
         self._apply_mpp()
         self.view.add_layer(self.slide_layer)
+        self.analysis.set_document(document)
         self.overview.set_thumbnail(document.thumbnail if self.overview_action.isChecked() else None)
         self.info.set_document(document)
         self._update_controls()
@@ -170,7 +256,10 @@ class SlideTab(QWidget):
         self.openFailed.emit(path, error_message(error))
 
     def close_slide(self) -> None:
-        """Remove the current slide (its reader is closed once no tile read uses it)."""
+        """Remove the current slide (its reader is closed once no tile read uses it; its
+        corrections and regions are saved)."""
+        self.analysis.set_document(None)
+        self.recovery_banner.hide()
         if self.slide_layer is not None:
             self.view.clear_layers(close_providers=True)
         self.slide_layer = None
@@ -180,8 +269,11 @@ class SlideTab(QWidget):
         self._update_controls()
 
     def shutdown(self) -> None:
-        """Stop tile workers and close the slide (the window is closing)."""
+        """Stop the analysis, save the corrections, stop tile workers and close the slide (the
+        window is closing)."""
         self._open_token += 1
+        self.edit_bar.set_tool("pan")
+        self.analysis.shutdown()
         self.view.shutdown()
         self.document = None
         self.slide_layer = None
@@ -208,6 +300,12 @@ class SlideTab(QWidget):
         self.banner.setVisible(document is not None and document.mpp is None)
 
     # --- status -----------------------------------------------------------------------------
+    def is_ready(self) -> bool:
+        """True when the slide is open, its visible tiles are loaded and the analysis is idle
+        (a saved analysis restored, the numbers up to date)."""
+        return (self.document is not None and self.loading_path is None and self.analysis.is_idle()
+                and self.view.is_viewport_complete())
+
     def _toggle_overview(self, on: bool) -> None:
         self.overview.set_thumbnail(self.document.thumbnail if on and self.document else None)
 

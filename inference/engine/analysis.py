@@ -67,6 +67,7 @@ def analyze_slide(
     store_path: str | os.PathLike,
     *,
     tissue_settings: TissueSettings | None = None,
+    tissue: TissueMask | None = None,
     batch_size: int | None = None,
     readers: int = 2,
     cancel: CancelFlag = None,
@@ -82,6 +83,7 @@ def analyze_slide(
         ``analysis_dir(slide.path) / store_name(predictor.name)``.
     tissue_settings, batch_size, readers, cancel, on_progress : see :func:`detect_tissue` and
         :func:`run_tiles`.
+    tissue : a tissue mask to use instead of detecting one (e.g. restricted to a drawn region).
 
     Returns
     -------
@@ -95,7 +97,8 @@ def analyze_slide(
         If ``cancel`` was set; no store and no temporary files remain.
     """
     mpp = slide_mpp(slide)
-    tissue = detect_tissue(slide, tissue_settings)
+    if tissue is None:
+        tissue = detect_tissue(slide, tissue_settings)
     if is_cancelled(cancel):
         raise Cancelled()
     grid = make_grid(slide.dimensions, mpp, predictor.mpp, predictor.tile_size, predictor.margin, tissue)

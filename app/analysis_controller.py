@@ -1,0 +1,611 @@
+"""The analysis state of the Slide tab: class map, corrections, regions, numbers, exports.
+
+:class:`AnalysisController` is the glue between the headless parts and the widgets. For the
+slide shown it holds
+
+- the model's :class:`~lobule.inference.labelstore.LabelStore` (restored when the slide is
+  reopened, or made by :meth:`analyze`),
+- the :class:`~lobule.inference.annotations.AnnotationSession` over it (corrections, regions,
+  undo, autosave and recovery); its merged view is what the overlay draws and what is measured,
+- the class-overlay :class:`~lobule.app.tile_layer.TileLayer` in the slide view,
+- a :class:`~lobule.inference.annotations.follow.QuantFollower` that re-measures the whole
+  tissue and every drawn region after each change, on its own thread.
+
+Threads: every call that touches the session (brush segments, fills, undo, regions, opening,
+closing, exporting) goes through one :class:`~lobule.app.serial_worker.SerialWorker` in order;
+the analysis runs on its own thread (:class:`~lobule.app.analysis_worker.AnalysisRun`); the
+session's and the follower's events are relayed to the GUI thread through queued signals. The
+widgets only call methods and listen to signals.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from lobule.app.analysis_worker import AnalysisRun
+from lobule.app.errors import error_message
+from lobule.app.label_layer import label_layer
+from lobule.app.serial_worker import SerialWorker
+from lobule.inference.regions import Region, as_area
+from lobule.resources.classes import LIVER_CLASSES
+
+CLASSICAL = "classical"
+DEFAULT_MODEL = "liver-hne"
+WHOLE_TISSUE = "Whole tissue"
+TISSUE_COLOUR = (0, 160, 255)
+
+
+def model_names() -> list[str]:
+    """Models the user can choose: installed liver H&E checkpoints, then the classical labeller."""
+    from lobule.models.checkpoint import list_checkpoints
+
+    try:
+        names = [card["name"] for _, card in list_checkpoints(task="liver-hne")]
+    except Exception:  # noqa: BLE001 - an unreadable models folder must not stop the viewer
+        names = []
+    return [*names, CLASSICAL]
+
+
+def default_model(names: list[str]) -> str:
+    return DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
+
+
+def _tissue_region(store, slide_size) -> Region:
+    """The default region: the analysed tissue outline (clipped to the slide)."""
+    from shapely.geometry import Polygon, box
+
+    geometry = store.tissue_mask().geometry() if "tissue" in store.attrs else Polygon()
+    if not geometry.is_empty:
+        geometry = as_area(geometry.intersection(box(0, 0, *slide_size)))
+    return Region(WHOLE_TISSUE, geometry, None, TISSUE_COLOUR)
+
+
+def _follower_class():
+    from lobule.inference.annotations.follow import QuantFollower
+
+    class WholeTissueFollower(QuantFollower):
+        """Measures the whole tissue always, and every drawn region beside it."""
+
+        def regions(self) -> list[Region]:
+            regions = list(self.session.regions.regions)
+            default = self.default_region
+            if default is not None and all(r.name != default.name for r in regions):
+                regions.insert(0, default)
+            return regions
+
+    return WholeTissueFollower
+
+
+def _open_session(slide_path, store, slide_size):
+    """(store, session, default region) for ``store`` (worker thread)."""
+    import lobule.inference.annotations.follow  # noqa: F401 - imported here, off the GUI thread
+    from lobule.inference.annotations import AnnotationSession
+
+    session = AnnotationSession.open(slide_path, store, slide_size=slide_size)
+    return store, session, _tissue_region(store, slide_size)
+
+
+def _restore(slide_path, slide_size, names):
+    """The saved analysis of the slide (first model of ``names`` that has one), opened with its
+    annotations; None when there is none (worker thread)."""
+    from lobule.inference.labelstore import find_store
+
+    for name in names:
+        store = find_store(slide_path, name)
+        if store is not None:
+            return _open_session(slide_path, store, slide_size)
+    return None
+
+
+class AnalysisController(QObject):
+    """Analysis, corrections and quantification of the slide shown in ``view``.
+
+    Signals
+    -------
+    stateChanged() : a store, session or run appeared or went (refresh enabled states).
+    stage(str) : what the running analysis does now.
+    progress(object) : a :class:`~lobule.inference.engine.ProgressEvent`.
+    regionsChanged() : :meth:`regions` changed.
+    resultChanged(str) : ``results[name]`` changed (or was removed).
+    historyChanged() : undo / redo availability changed.
+    recoveryOffered(str) : unsaved work of a killed session was found (its summary); answer
+        with :meth:`recover` or :meth:`discard_recovery`.
+    message(str) : a passing note for the status bar.
+    failed(str, str) : title, one-line reason of a failed action.
+    exported(str) : the export folder written.
+    """
+
+    stateChanged = Signal()
+    stage = Signal(str)
+    progress = Signal(object)
+    regionsChanged = Signal()
+    resultChanged = Signal(str)
+    historyChanged = Signal()
+    recoveryOffered = Signal(str)
+    message = Signal(str)
+    failed = Signal(str, str)
+    exported = Signal(str)
+
+    _labels = Signal(object, object)  # session, slide box (x, y, w, h)
+    _regions = Signal(object)  # session
+    _history = Signal(object)  # session
+    _note = Signal(object, str)  # session or follower, text
+    _result = Signal(object, str, object)  # follower, region name, RegionResult | None
+
+    def __init__(self, view, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.view = view
+        self.worker = SerialWorker("lobule-annotations", self)
+        self.worker.idleChanged.connect(lambda _: self.stateChanged.emit())
+        self.document = None
+        self.store = None
+        self.session = None
+        self.layer = None
+        self.run: AnalysisRun | None = None
+        self.default_region: Region | None = None
+        self.pending_regions: list[Region] = []
+        self.results: dict = {}
+        self.settings = None  # QuantSettings, made on first use (the import pulls in scipy)
+        self.opacity = 0.5
+        self.hidden_classes: set[int] = set()
+        self.last_export: Path | None = None
+        self.preferred_model: str | None = None
+        self._follower = None
+        self._token = itertools.count(1)
+        self._current = 0
+        self._restoring = False
+        self._stroke = None
+        self._labels.connect(self._on_labels)
+        self._regions.connect(self._on_regions)
+        self._history.connect(lambda session: session is self.session and self.historyChanged.emit())
+        self._note.connect(lambda source, text: source in (self.session, self._follower) and self.message.emit(text))
+        self._result.connect(self._on_result)
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def labels(self):
+        """The merged class map (corrections over model output), or None."""
+        return self.session.labels if self.session is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None
+
+    @property
+    def can_edit(self) -> bool:
+        return self.session is not None and self.run is None
+
+    def regions(self) -> list[Region]:
+        """The regions measured: the whole tissue (once analysed) and the drawn ones."""
+        drawn = list(self.session.regions.regions) if self.session is not None else list(self.pending_regions)
+        if self.default_region is not None and all(r.name != WHOLE_TISSUE for r in drawn):
+            drawn.insert(0, self.default_region)
+        return drawn
+
+    def drawn_regions(self) -> list[Region]:
+        return [r for r in self.regions() if r is not self.default_region]
+
+    def region(self, name: str) -> Region | None:
+        return next((r for r in self.regions() if r.name == name), None)
+
+    def is_idle(self) -> bool:
+        """True when nothing is running or waiting: no analysis, no restore, no queued edit,
+        and every region's numbers are up to date."""
+        if self.run is not None or self._restoring or not self.worker.is_idle():
+            return False
+        if self._follower is not None:
+            if self._follower.stale:
+                return False
+            return all(r.name in self.results for r in self.regions())
+        return True
+
+    # --- slide --------------------------------------------------------------------------------
+    def set_document(self, document) -> None:
+        """Show ``document``'s saved analysis, if any (None: no slide)."""
+        self._teardown()
+        self.document = document
+        self.pending_regions = []
+        self._current = next(self._token)
+        if document is not None:
+            token = self._current
+            reader = document.reader
+            names = self._restore_order()
+            self._restoring = True
+            self.worker.submit(lambda: _restore(reader.path, reader.dimensions, names),
+                               lambda opened: self._on_opened(token, opened),
+                               lambda error: self._on_open_failed(token, error))
+        self.regionsChanged.emit()
+        self.stateChanged.emit()
+
+    def _restore_order(self) -> list[str]:
+        names = model_names()
+        preferred = self.preferred_model
+        return ([preferred] if preferred in names else []) + [n for n in names if n != preferred]
+
+    def _on_opened(self, token: int, opened) -> None:
+        self._restoring = False
+        if token != self._current:
+            if opened is not None:  # the slide changed meanwhile
+                self.worker.submit(lambda: opened[1].close())
+            self.stateChanged.emit()
+            return
+        if opened is not None:
+            self._install(*opened)
+        self.stateChanged.emit()
+
+    def _on_open_failed(self, token: int, error: BaseException) -> None:
+        self._restoring = False
+        if token == self._current:
+            self.failed.emit("Cannot open the saved analysis", error_message(error))
+        self.stateChanged.emit()
+
+    def _install(self, store, session, default_region: Region) -> None:
+        self.store, self.session, self.default_region = store, session, default_region
+        session.labels_changed.connect(lambda box, s=session: self._labels.emit(s, box))
+        session.regions_changed.connect(lambda _regions, s=session: self._regions.emit(s))
+        session.history_changed.connect(lambda s=session: self._history.emit(s))
+        session.message.connect(lambda text, s=session: self._note.emit(s, text))
+        self.layer = label_layer(session.labels, opacity=self.opacity, visible_classes=self._visible_classes())
+        self.view.add_layer(self.layer)
+        self._start_follower()
+        if self.pending_regions:
+            regions, self.pending_regions = self.pending_regions, []
+            self._submit(lambda: session.add_regions(regions, "add regions drawn before the analysis"))
+        if session.recovery is not None:
+            self.recoveryOffered.emit(session.recovery.summary())
+        self.regionsChanged.emit()
+        self.historyChanged.emit()
+
+    def _start_follower(self) -> None:
+        follower = _follower_class()(self.session, self.quant_settings(), self.default_region, debounce_s=0.25)
+        follower.updated.connect(lambda name, result, f=follower: self._result.emit(f, name, result))
+        self._follower = follower
+        self.results = {}
+        follower.start()
+
+    def _teardown(self) -> None:
+        """Drop the current slide's analysis state (the session is saved and closed on the
+        worker thread)."""
+        if self.run is not None:
+            self.run.cancel()
+            self.run = None
+        self._drop_session()
+
+    def _drop_session(self) -> None:
+        if self.layer is not None:
+            self.view.remove_layer(self.layer)
+            self.layer = None
+        follower, session = self._follower, self.session
+        self._follower = self.session = self.store = self.default_region = None
+        self._stroke = None
+        self.results = {}
+        if follower is not None or session is not None:
+            def close() -> None:
+                if follower is not None:
+                    follower.close()
+                if session is not None:
+                    session.close(save=True)
+
+            self.worker.submit(close, on_error=lambda error: self.failed.emit("Cannot save the corrections",
+                                                                               error_message(error)))
+        self.regionsChanged.emit()
+        self.historyChanged.emit()
+
+    # --- analysis ------------------------------------------------------------------------------
+    def analyze(self, model: str, region: Region | None = None) -> bool:
+        """Start analysing the whole tissue (or ``region``) with ``model``; False if it cannot
+        start (no slide, a run in progress, no pixel size: ``failed`` says why)."""
+        if self.document is None or self.run is not None:
+            return False
+        if self.document.mpp is None:
+            self.failed.emit("Cannot analyse", f"{self.document.reader.path.name} does not state its pixel size; "
+                                               "enter it in the yellow bar above the slide first")
+            return False
+        run = AnalysisRun(self.document.reader, model, region)
+        token = self._current
+        run.stage.connect(self.stage)
+        run.progress.connect(self.progress)
+        run.finished.connect(lambda result: self._on_analysis_done(run, token, result))
+        run.failed.connect(lambda text: self._on_analysis_end(run, "Analysis failed", text))
+        run.cancelled.connect(lambda: self._on_analysis_end(run, None, "Analysis cancelled; nothing was saved"))
+        self.run = run
+        self.preferred_model = model
+        run.start()
+        self.stateChanged.emit()
+        return True
+
+    def cancel_analysis(self) -> None:
+        if self.run is not None:
+            self.run.cancel()
+            self.stage.emit("cancelling after the current batch...")
+
+    def _on_analysis_end(self, run: AnalysisRun, title: str | None, text: str) -> None:
+        if run is not self.run:
+            return
+        self.run = None
+        if title is None:
+            self.message.emit(text)
+        else:
+            self.failed.emit(title, text)
+        self.stateChanged.emit()
+
+    def _on_analysis_done(self, run: AnalysisRun, token: int, result) -> None:
+        if run is not self.run or token != self._current:
+            return
+        self.run = None
+        stats = result.stats
+        self.message.emit(f"Analysed {stats.tiles} tiles in {stats.wall:.1f} s "
+                          f"({100 * result.tissue.kept_fraction:.1f} % of the slide is tissue)")
+        self._drop_session()  # saves the corrections and regions of the previous class map first
+        reader = self.document.reader
+        self._restoring = True
+        self.worker.submit(lambda: _open_session(reader.path, result.store, reader.dimensions),
+                           lambda opened: self._on_opened(token, opened),
+                           lambda error: self._on_open_failed(token, error))
+        self.stateChanged.emit()
+
+    # --- overlay ----------------------------------------------------------------------------
+    def _visible_classes(self) -> set[int]:
+        return {c.id for c in LIVER_CLASSES if c.id != 0 and c.id not in self.hidden_classes}
+
+    def set_opacity(self, opacity: float) -> None:
+        self.opacity = float(opacity)
+        if self.layer is not None:
+            self.layer.opacity = self.opacity
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        if self.layer is not None:
+            self.layer.visible = visible
+
+    def set_class_visible(self, class_id: int, visible: bool) -> None:
+        (self.hidden_classes.discard if visible else self.hidden_classes.add)(class_id)
+        if self.layer is not None:
+            self.layer.provider.visible_classes = self._visible_classes()
+            self.layer.invalidate()
+
+    def _on_labels(self, session, box) -> None:
+        if session is self.session and self.layer is not None:
+            x, y, w, h = box
+            self.layer.invalidate((x, y, x + w, y + h))
+
+    # --- numbers ----------------------------------------------------------------------------
+    def _on_result(self, follower, name: str, result) -> None:
+        if follower is not self._follower:
+            return
+        if result is None:
+            self.results.pop(name, None)
+        else:
+            self.results[name] = result
+        self.resultChanged.emit(name)
+        self.stateChanged.emit()
+
+    def quant_settings(self):
+        """The :class:`~lobule.inference.quantify.QuantSettings` in use."""
+        if self.settings is None:
+            from lobule.inference.quantify import QuantSettings
+
+            self.settings = QuantSettings()
+        return self.settings
+
+    def set_settings(self, settings) -> None:
+        """Measure with ``settings`` from now on (every region is measured again)."""
+        self.settings = settings
+        if self.session is not None:
+            old = self._follower
+            self._start_follower()
+            if old is not None:
+                self.worker.submit(old.close)
+            for region in self.regions():
+                self.resultChanged.emit(region.name)
+        self.stateChanged.emit()
+
+    # --- regions ----------------------------------------------------------------------------
+    def _on_regions(self, session) -> None:
+        if session is self.session:
+            self.regionsChanged.emit()
+
+    def add_region(self, geometry, name: str = "Region") -> str | None:
+        """Add a drawn region (shapely geometry, level-0 px; clipped to the slide). Returns its
+        name, or None when it has no area inside the slide."""
+        from lobule.inference.annotations.regionset import unique_name
+        from shapely.geometry import box
+
+        if self.document is None:
+            return None
+        geometry = as_area(as_area(geometry).intersection(box(0, 0, *self.document.reader.dimensions)))
+        if geometry.is_empty or geometry.area < 1:
+            self.message.emit("The outline has no area inside the slide; no region added")
+            return None
+        taken = [r.name for r in self.regions()]
+        if name == "Region":
+            name = unique_name(f"Region {len(self.drawn_regions()) + 1}", taken)
+        region = Region(unique_name(name, taken), geometry)
+        if self.session is not None:
+            session = self.session
+            self._submit(lambda: session.add_regions([region], f"add region {region.name}"))
+        else:
+            self.pending_regions.append(region)
+            self.regionsChanged.emit()
+        return region.name
+
+    def remove_region(self, name: str) -> None:
+        if name == WHOLE_TISSUE and self.region(name) is self.default_region:
+            return
+        if self.session is not None:
+            session = self.session
+            self._submit(lambda: session.remove_region(name))
+        else:
+            self.pending_regions = [r for r in self.pending_regions if r.name != name]
+            self.regionsChanged.emit()
+
+    def rename_region(self, name: str, new_name: str) -> None:
+        if self.session is not None:
+            session = self.session
+            self._submit(lambda: session.rename_region(name, new_name))
+        else:
+            from lobule.inference.annotations.regionset import RegionSet
+
+            try:
+                self.pending_regions = list(RegionSet(self.pending_regions).renamed(name, new_name))
+            except Exception as error:  # noqa: BLE001 - InputError: name taken or empty
+                self.failed.emit("Cannot rename the region", error_message(error))
+            self.regionsChanged.emit()
+
+    def import_regions(self, path) -> None:
+        """Add the regions of a QuPath GeoJSON or LabelMe JSON file (one line on bad input)."""
+        from lobule.inference.annotations.geojson_io import read_regions
+
+        path = str(path)
+        if self.session is not None:
+            session = self.session
+            self._submit(lambda: session.import_regions(path), title="Cannot import regions")
+        elif self.document is not None:
+            size = self.document.reader.dimensions
+
+            def done(report) -> None:
+                self.pending_regions += report.regions
+                self.regionsChanged.emit()
+                self.message.emit(report.summary())
+
+            self.worker.submit(lambda: read_regions(path, size), done,
+                               lambda error: self.failed.emit("Cannot import regions", error_message(error)))
+
+    def export_regions(self, path) -> None:
+        """Write the drawn regions (and, once analysed, their class masks) as QuPath GeoJSON."""
+        from lobule.inference.annotations.geojson_io import write_geojson
+
+        path = str(path)
+        session, regions = self.session, self.drawn_regions()
+        if session is not None:
+            job = lambda: session.export_geojson(path)  # noqa: E731
+        else:
+            job = lambda: write_geojson(path, regions, None, class_masks=False)  # noqa: E731
+        self.worker.submit(job, lambda out: self.message.emit(f"Wrote {out}"),
+                           lambda error: self.failed.emit("Cannot export regions", error_message(error)))
+
+    # --- editing ----------------------------------------------------------------------------
+    def _submit(self, fn, done=None, title: str = "Edit failed") -> None:
+        self.worker.submit(fn, done, lambda error: self.failed.emit(title, error_message(error)))
+
+    def begin_stroke(self, value: int, radius_um: float, point) -> None:
+        """Start a brush (class id) or eraser (``ERASE``) stroke at ``point`` (level-0 px)."""
+        if not self.can_edit:
+            return
+        session, stroke = self.session, {}
+        self._stroke = stroke
+
+        def start() -> None:
+            stroke["stroke"] = session.begin_stroke(value, radius_um)
+            stroke["stroke"].add(*point)
+
+        self._submit(start)
+
+    def extend_stroke(self, point) -> None:
+        stroke = self._stroke
+        if stroke is not None:
+            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].add(*point))
+
+    def end_stroke(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish())
+
+    def cancel_stroke(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].cancel())
+
+    def fill_polygon(self, geometry, value: int) -> None:
+        if self.can_edit:
+            session = self.session
+            self._submit(lambda: session.fill_polygon(geometry, value))
+
+    def flood_fill(self, point, value: int, radius_um: float) -> None:
+        if self.can_edit:
+            session = self.session
+            self._submit(lambda: session.flood_fill(point, value, radius_um), self._fill_done)
+
+    def magic_wand(self, point, value: int, tolerance: float, radius_um: float) -> None:
+        if self.can_edit:
+            session, slide = self.session, self.document.reader
+            self._submit(lambda: session.magic_wand(slide, point, value, tolerance, radius_um), self._fill_done)
+
+    def _fill_done(self, result) -> None:
+        if result is not None and result.bounded:
+            self.message.emit(f"Filled {result.pixels:,} px; the area reaches the fill bound and may go on beyond it")
+
+    def undo(self) -> None:
+        if self.session is not None:
+            session = self.session
+            self._submit(session.undo, lambda label: self.message.emit(f"Undid {label}" if label else "Nothing to undo"))
+
+    def redo(self) -> None:
+        if self.session is not None:
+            session = self.session
+            self._submit(session.redo, lambda label: self.message.emit(f"Redid {label}" if label else "Nothing to redo"))
+
+    def history_labels(self) -> tuple[str | None, str | None]:
+        """(undo label, redo label) of the current session."""
+        if self.session is None:
+            return None, None
+        history = self.session.history
+        return history.undo_label, history.redo_label
+
+    def recover(self) -> None:
+        if self.session is not None:
+            session = self.session
+            self._submit(session.recover, title="Cannot recover the unsaved work")
+
+    def discard_recovery(self) -> None:
+        if self.session is not None:
+            session = self.session
+            self._submit(session.discard_recovery)
+
+    # --- export -----------------------------------------------------------------------------
+    def export(self, folder) -> bool:
+        """Write summary.json, regions.csv, classes.geojson and labels.tif into ``folder`` (on
+        the worker thread; ``exported`` or ``failed`` follows). False without an analysis."""
+        if self.session is None or self.document is None:
+            return False
+        session, store, reader, settings = self.session, self.store, self.document.reader, self.quant_settings()
+        regions = self.regions()
+        self.message.emit(f"Exporting to {folder}...")
+
+        def job() -> Path:
+            from lobule.inference.engine import slide_info
+            from lobule.inference.export import export_analysis, prepare_output_dir
+            from lobule.inference.quantify import quantify
+
+            out = prepare_output_dir(folder)
+            results = [quantify(session.labels, region, settings) for region in regions]
+            corrected = session.labels.corrected_pixels()
+            model = dict(store.model)
+            model["corrections"] = {
+                "corrected_label_pixels": corrected, "store": str(session.labels.folder),
+                "note": "the class map exported is the model output with these human corrections over it"
+                if corrected else "no human corrections"}
+            return export_analysis(out, store=session.labels, regions=regions, results=results, settings=settings,
+                                   slide=slide_info(reader), model=model, tissue=store.tissue_mask())
+
+        def done(out: Path) -> None:
+            self.last_export = out
+            self.exported.emit(str(out))
+            self.message.emit(f"Exported summary.json, regions.csv, classes.geojson and labels.tif to {out}")
+
+        self.worker.submit(job, done, lambda error: self.failed.emit("Export failed", error_message(error)))
+        return True
+
+    # --- closing ----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Cancel a run, save and close the session, stop the worker (the window closes)."""
+        run = self.run
+        if run is not None:
+            run.cancel()
+            self.run = None
+        self._current = next(self._token)
+        self._drop_session()
+        self.worker.shutdown()
+        if run is not None:
+            run.wait(30)

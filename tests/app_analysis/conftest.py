@@ -1,0 +1,78 @@
+"""Fixtures of the analysis-GUI tests: an isolated analysis cache, a class map of the demo slide
+made once per session by the classical labeller on a small region (one tile, fast), and a
+Slide tab that opens the demo slide."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+REGION_BOX = (200, 200, 1000, 1000)  # level-0 px: inside one classical tile core of the demo slide
+
+
+@pytest.fixture(scope="session")
+def classical_cache(tmp_path_factory, demo_slide):
+    """A cache folder holding the classical labeller's class map of the demo slide, limited to
+    REGION_BOX (made with the same call the Analyze button runs)."""
+    pytest.importorskip("lobule.inference.labeller")
+    import os
+
+    from shapely.geometry import box
+
+    from lobule.app.analysis_worker import run_analysis
+    from lobule.inference.regions import Region
+    from lobule.inference.slide import open_slide
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    try:
+        with open_slide(demo_slide) as slide:
+            run_analysis(slide, "classical", Region("box", box(*REGION_BOX)))
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
+    return cache
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty analysis cache for this test (the demo slide's analyses go there)."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def analysed_cache(cache, classical_cache):
+    """This test's cache, holding a copy of the session's classical class map of the demo."""
+    shutil.copytree(classical_cache, cache)
+    return cache
+
+
+@pytest.fixture
+def tab(qtbot):
+    from lobule.app.slide_tab import SlideTab
+
+    tab = SlideTab()
+    qtbot.addWidget(tab)
+    tab.resize(1400, 900)
+    tab.show()
+    qtbot.waitExposed(tab)
+    yield tab
+    tab.shutdown()
+
+
+@pytest.fixture
+def open_demo(qtbot, demo_slide):
+    """``open_demo(tab)``: open the demo slide and wait until the tab is ready (tiles loaded,
+    saved analysis restored, numbers computed)."""
+
+    def open_(tab, timeout=60000):
+        with qtbot.waitSignal(tab.opened, timeout=timeout):
+            tab.open_path(demo_slide)
+        qtbot.waitUntil(tab.is_ready, timeout=timeout)
+
+    return open_
