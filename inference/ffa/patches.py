@@ -2,7 +2,7 @@
 full-size probability map (seed 004: 96x96 tiles at test time).
 
 Blending weights each tile's prediction by a separable Gaussian centred on the tile (sigma =
-tile / 4, as MONAI's "gaussian" mode), so the less reliable borders of a tile (zero padding of
+tile / 8, MONAI's default "gaussian" mode), so the less reliable borders of a tile (zero padding of
 the convolutions) count less than the centres of its neighbours and no tile grid shows.
 
 A pure function of the image and a predictor callable (MONAI's sliding-window design), so it is
