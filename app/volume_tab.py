@@ -238,6 +238,22 @@ class VolumeTab(QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("Organ name", self.organ_edit)
         layout.addLayout(form)
+        extent = QHBoxLayout()
+        self.first_spin, self.last_spin = QSpinBox(), QSpinBox()
+        for spin, tip in ((self.first_spin, "lowest slice that may hold the organ"),
+                          (self.last_spin, "highest slice that may hold the organ")):
+            spin.setToolTip(tip)
+            spin.setKeyboardTracking(False)
+        first_here, last_here = QToolButton(), QToolButton()
+        first_here.setText("here")
+        first_here.setToolTip("the current slice is the organ's first slice")
+        first_here.clicked.connect(lambda: self.first_spin.setValue(self.slice_index))
+        last_here.setText("here")
+        last_here.setToolTip("the current slice is the organ's last slice")
+        last_here.clicked.connect(lambda: self.last_spin.setValue(self.slice_index))
+        for widget in (QLabel("Organ in slices"), self.first_spin, first_here, QLabel("to"), self.last_spin, last_here):
+            extent.addWidget(widget)
+        layout.addLayout(extent)
         self.connected_check = QCheckBox("Keep only parts connected to the supports")
         self.connected_check.setChecked(True)
         layout.addWidget(self.connected_check)
@@ -341,6 +357,9 @@ class VolumeTab(QWidget):
         )
         self.notes_label.setText("<br>".join(volume.notes))
         self.view.set_geometry(volume.shape, volume.spacing)
+        for spin, value in ((self.first_spin, 0), (self.last_spin, z - 1)):
+            spin.setRange(0, z - 1)
+            spin.setValue(value)
         self.slider.blockSignals(True)
         self.slider.setRange(0, z - 1)
         self.slider.setValue(z // 2)
@@ -480,6 +499,7 @@ class VolumeTab(QWidget):
         self._show_error(None)
         name = self.model_combo.currentText().strip() or DEFAULT_MODEL
         session, keep = self.session, self.connected_check.isChecked()
+        extent = (self.first_spin.value(), self.last_spin.value())
         cached = self._predictors.get(name)
 
         def job(relay):
@@ -487,7 +507,7 @@ class VolumeTab(QWidget):
 
             predictor = cached or SlicePredictor.from_checkpoint(name)
             mask = session.compute(predictor, supports, keep_connected=keep, progress=relay.progress.emit,
-                                   cancelled=relay.cancelled)
+                                   cancelled=relay.cancelled, slice_range=extent)
             return session, predictor, name, mask, sorted(supports), relay.cancelled()
 
         self.run_button.setEnabled(False)

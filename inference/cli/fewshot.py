@@ -38,6 +38,8 @@ def register(commands, train) -> None:
     s.add_argument("--time-point", type=int, default=None, help="time point of a 4D volume (default 0)")
     s.add_argument("--no-connected", action="store_true",
                    help="keep every predicted voxel (default: only 3D components touching the support mask)")
+    s.add_argument("--slices", default=None, metavar="FIRST:LAST",
+                   help="only these slices (inclusive) may hold the organ; the others stay empty (default: all)")
     s.add_argument("--csv", default=None, metavar="CSV", help="also write the organ volume and slice areas as CSV")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.set_defaults(func=_segment)
@@ -126,7 +128,8 @@ def _segment(args: argparse.Namespace) -> int:
     predictor = SlicePredictor.from_checkpoint(args.model, device=args.device)
     image = normalise_volume(volume.data, volume.modality)
     started = time.monotonic()
-    result = segment_volume(predictor, image, {args.support_slice: mask}, keep_connected=not args.no_connected)
+    result = segment_volume(predictor, image, {args.support_slice: mask}, keep_connected=not args.no_connected,
+                            slice_range=_slice_range(args.slices, volume.shape[2]))
     save_mask_nifti(result, volume, out)
     ml = organ_volume_ml(result, volume)
     if args.csv:
@@ -135,6 +138,21 @@ def _segment(args: argparse.Namespace) -> int:
     print(f"{out}: organ {ml:.1f} mL in {slices} of {volume.shape[2]} slices "
           f"(model {predictor.card.get('name')}, {time.monotonic() - started:.1f} s)")
     return 0
+
+
+def _slice_range(text: str | None, depth: int) -> tuple[int, int] | None:
+    """``"A:B"`` (either side may be empty) -> (A, B) inclusive."""
+    if text is None:
+        return None
+    parts = text.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        first = int(parts[0]) if parts[0].strip() else 0
+        last = int(parts[1]) if parts[1].strip() else depth - 1
+    except ValueError:
+        raise InputError(f"--slices takes FIRST:LAST (e.g. 10:30), not {text!r}") from None
+    return first, last
 
 
 # ---------------------------------------------------------------------------------------- evaluate
@@ -236,7 +254,7 @@ def _print_table(result: dict) -> None:
 
 
 def _record_metrics(cards: list[Path], result: dict) -> None:
-    """Add ``result`` to the ``metrics`` of each card, under ``chaos_t2_<protocol>_<architecture>``."""
+    """Add ``result`` to the ``metrics`` of each card, under ``chaos_t2_<protocol>_<architecture>_folds_<f-f-...>``."""
     from lobule.models.atomic import atomic_write
     from lobule.models.checkpoint import read_card
 
@@ -255,7 +273,8 @@ def _record_metrics(cards: list[Path], result: dict) -> None:
         }
         if "same_volume" in result:
             entry["same_volume_dice_percent"] = result["same_volume"]
-        metrics[f"chaos_t2_{result['protocol']}_{result['architecture']}"] = entry
+        folds = "-".join(str(r["fold"]) for r in result["runs"])
+        metrics[f"chaos_t2_{result['protocol']}_{result['architecture']}_folds_{folds}"] = entry
         with atomic_write(path, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
             handle.write("\n")

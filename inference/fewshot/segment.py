@@ -21,6 +21,7 @@ def segment_volume(
     keep_connected: bool = True,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    slice_range: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Organ mask of every slice of a volume.
 
@@ -38,6 +39,8 @@ def segment_volume(
         of SSL-ALPNet does not do this.
     progress : called with (slices done, slices total).
     cancelled : polled between batches; when it returns True the partial result is returned.
+    slice_range : (first, last) slices (inclusive) where the organ may be; slices outside stay
+        empty. The user knows the organ's extent; the SSL-ALPNet protocol gives it too.
 
     Returns
     -------
@@ -58,15 +61,21 @@ def segment_volume(
             raise InputError(f"support mask of slice {k} is {mask.shape}, slices are {image.shape[:2]}")
         if not mask.any():
             raise InputError(f"the support mask of slice {k} is empty")
+    first, last = (0, depth - 1) if slice_range is None else (int(slice_range[0]), int(slice_range[1]))
+    if not 0 <= first <= last < depth:
+        raise InputError(f"slice range {first}:{last} is not within the volume (0..{depth - 1})")
+    outside = [k for k in supports if not first <= k <= last]
+    if outside:
+        raise InputError(f"support slice {outside[0]} lies outside the slice range {first}:{last}")
     result = np.zeros(image.shape, dtype=bool)
     order = sorted(supports)
     groups: dict[int, list[int]] = {k: [] for k in order}
-    for z in range(depth):
+    for z in range(first, last + 1):
         if z in supports:
             result[:, :, z] = supports[z]
         else:
             groups[nearest_support(z, order)].append(z)
-    total, done = depth - len(supports), 0
+    total, done = last - first + 1 - len(supports), 0
     for k, queries in groups.items():
         if not queries:
             continue

@@ -47,6 +47,16 @@ def test_segment_writes_a_mask_with_the_input_geometry(tmp_path, nibabel_data, t
     assert code == 0, stderr
     np.testing.assert_array_equal(np.asarray(nib.load(str(out2)).dataobj)[:, :, 12], labels[:, :, 12])
 
+    code, _, stderr = _run(["fewshot", "segment", str(source), "--support-slice", "12", "--support-mask",
+                            str(mask_path), "--out", str(out2), "--model", "tiny-dpcenet", "--no-connected",
+                            "--slices", "10:14"], capsys)
+    assert code == 0, stderr
+    ranged = np.asarray(nib.load(str(out2)).dataobj)
+    assert not ranged[:, :, :10].any() and not ranged[:, :, 15:].any()
+    code, _, stderr = _run(["fewshot", "segment", str(source), "--support-slice", "12", "--support-mask",
+                            str(mask_path), "--out", str(out2), "--model", "tiny-dpcenet", "--slices", "ten"], capsys)
+    assert code == 2 and "FIRST:LAST" in stderr
+
 
 @pytest.mark.parametrize("case,expected", [
     ("empty", "is empty"),

@@ -68,6 +68,10 @@ def test_segment_volume_uses_nearest_support_and_connectivity():
     assert not kept[8, 8, 7] and kept[2:6, 2:6, :].all()
     assert nearest_support(4, [2, 6]) == 2 and nearest_support(5, [2, 6]) == 6
     np.testing.assert_array_equal(connected_to_supports(raw, supports), kept)
+    ranged = segment_volume(predictor, image, supports, slice_range=(1, 6))
+    assert ranged[:, :, 1:7].any(axis=(0, 1)).all() and not ranged[:, :, [0, 7, 8]].any()
+    with pytest.raises(InputError, match="outside the slice range"):
+        segment_volume(predictor, image, supports, slice_range=(3, 8))
     with pytest.raises(InputError, match="empty"):
         segment_volume(predictor, image, {3: np.zeros((10, 10), bool)})
     with pytest.raises(InputError, match="outside"):

@@ -72,6 +72,8 @@ def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_
     assert "6 (" in tab.supports_label.text() and "12 (" in tab.supports_label.text()
 
     tab.model_combo.setCurrentText("tiny-dpcenet")
+    assert (tab.first_spin.value(), tab.last_spin.value()) == (0, 24)
+    tab.last_spin.setValue(20)  # the organ ends at slice 20
     with qtbot.waitSignal(tab.segmentationFinished, timeout=60000) as blocker:
         tab.run()
     ml = blocker.args[0]
@@ -80,6 +82,7 @@ def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_
     np.testing.assert_array_equal(result[:, :, 6], tab.session.supports[6])
     assert ml == pytest.approx(result.sum() * 8 / 1000.0)
     assert "mL" in tab.result_label.text()
+    assert not result[:, :, 21:].any()
     xs, ys = tab.area_curve.getData()
     assert len(xs) == 25 and ys[6] == pytest.approx(tab.session.supports[6].sum() * 4 / 100.0)
 
