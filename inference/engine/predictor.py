@@ -210,7 +210,6 @@ def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
 
     if model == "classical":
         return classical_predictor()
-    resolved = select_device(device)
     if model is None:
         from lobule.models.checkpoint import find_checkpoint
 
@@ -222,4 +221,4 @@ def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
                 "use --model classical (colour-phase labeller) or --model NAME_OR_CARD"
             ) from None
         model = DEFAULT_MODEL
-    return TorchPredictor.from_checkpoint(model, device=resolved)
+    return TorchPredictor.from_checkpoint(model, device=select_device(device))

@@ -81,3 +81,10 @@ def test_read_tile_resamples_from_the_right_level(pyramid_tiff):
         expected = cv2.resize(slide.read_region((x0, y0), 0, (384, 384)), (256, 256), interpolation=cv2.INTER_AREA)
         assert np.array_equal(image, expected)
         assert set(timings) == {"read", "preprocess"}
+
+
+def test_mask_size_is_capped_for_large_slides(array_slide):
+    fine = detect_tissue(array_slide)
+    coarse = detect_tissue(array_slide, TissueSettings(max_side=64, closing_um=0, opening_um=0, margin_um=0))
+    assert max(coarse.mask.shape) <= 64 and coarse.mpp == pytest.approx(1900 * 0.5 / 64, rel=0.01)
+    assert coarse.kept_fraction == pytest.approx(fine.kept_fraction, abs=0.08)
