@@ -251,7 +251,7 @@ class VolumeTab(QWidget):
         last_here.setText("here")
         last_here.setToolTip("the current slice is the organ's last slice")
         last_here.clicked.connect(lambda: self.last_spin.setValue(self.slice_index))
-        for widget in (QLabel("Organ in slices"), self.first_spin, first_here, QLabel("to"), self.last_spin, last_here):
+        for widget in (QLabel("Organ slices"), self.first_spin, first_here, QLabel("to"), self.last_spin, last_here):
             extent.addWidget(widget)
         layout.addLayout(extent)
         self.connected_check = QCheckBox("Keep only parts connected to the supports")
@@ -312,6 +312,7 @@ class VolumeTab(QWidget):
             return ("volume", (series, load_volume(path, series=series, time_point=time_point)))
 
         def done(outcome) -> None:
+            self._open_relay = None
             kind, value = outcome
             if kind == "choose":
                 index = self.series_chooser(value)
@@ -322,7 +323,15 @@ class VolumeTab(QWidget):
                 return
             self._set_volume(path, *value)
 
-        self._open_relay = start_job(job, done, lambda error: self._open_failed(path, error_message(error)))
+        def failed(error: BaseException) -> None:
+            self._open_relay = None
+            self._open_failed(path, error_message(error))
+
+        self._open_relay = start_job(job, done, failed)
+
+    def is_ready(self) -> bool:
+        """True when a volume is shown and nothing is being opened (``lobule view`` waits for it)."""
+        return self.session is not None and self._open_relay is None
 
     def _ask_series(self, labels: list[str]) -> int | None:
         item, ok = QInputDialog.getItem(self, "Several series", "This folder holds several series; open:", labels, 0, False)
@@ -367,6 +376,7 @@ class VolumeTab(QWidget):
         self.preset_combo.blockSignals(True)
         self.preset_combo.setCurrentText(default_preset(volume.modality))
         self.preset_combo.blockSignals(False)
+        self.area_plot.setXRange(0, max(1, z - 1), padding=0.02)
         self.levels = window_levels(self.preset_combo.currentText(), volume.data)
         self.levels_label.setText(f"{self.levels[0]:.0f} … {self.levels[1]:.0f}")
         self._set_enabled(True)

@@ -34,6 +34,7 @@ def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_
     with qtbot.waitSignal(tab.opened, timeout=20000):
         tab.open_path(str(path))
     volume = tab.session.volume
+    assert tab.is_ready()
     assert tab.slider.maximum() == volume.shape[2] - 1 == 24
     assert "LAS" in tab.notes_label.text()
     tab.slider.setValue(12)
