@@ -95,6 +95,31 @@ def aspp_share(model, x, repeats: int, autocast_dtype) -> tuple[float, float]:
     return spent["aspp"] / total, spent["dcn"] / total
 
 
+def aspp_alone(device: torch.device, args) -> dict:
+    """Deformable vs plain ASPP on the stride-16 features of one tile, timed in alternation
+    (so that load from other processes affects both alike); median of 7 (CPU) / 50 (CUDA)."""
+    torch.manual_seed(0)
+    deformable = build("deformable_deeplabv3plus", args.depth, args.base_width).aspp.eval().to(device)
+    plain = build("deeplabv3plus", args.depth, args.base_width).aspp.eval().to(device)
+    channels = deformable.branches[0][0].in_channels
+    x = torch.randn(1, channels, args.size // 16, args.size // 16, device=device)
+    times: dict[str, list[float]] = {"deformable": [], "plain": []}
+    with torch.inference_mode():
+        for i in range(1 + (50 if device.type == "cuda" else 7)):
+            for key, module in (("deformable", deformable), ("plain", plain)):
+                _sync(device)
+                start = time.perf_counter()
+                module(x)
+                _sync(device)
+                if i:
+                    times[key].append(time.perf_counter() - start)
+    median = {key: sorted(v)[len(v) // 2] for key, v in times.items()}
+    print(f"ASPP alone on {device.type}, input {tuple(x.shape)}: deformable {1000 * median['deformable']:.1f} ms, "
+          f"plain {1000 * median['plain']:.1f} ms, ratio {median['deformable'] / median['plain']:.2f}")
+    return {"aspp_alone": device.type, "deformable_ms": 1000 * median["deformable"],
+            "plain_ms": 1000 * median["plain"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda (auto: both where CUDA is present)")
@@ -166,6 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         if plain:
             print(f"deformable/plain time ratio {row['device']} {row['precision']} {row['layout']} batch "
                   f"{row['batch']}: {plain[0]['tiles_per_s'] / row['tiles_per_s']:.2f}")
+    if {"deformable_deeplabv3plus", "deeplabv3plus"} <= set(args.models):
+        for device_name in devices:
+            rows.append(aspp_alone(torch.device(device_name), args))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(rows, handle, indent=2)
