@@ -297,7 +297,7 @@ def _nucleus_mask_for(folder: Path, image_shape: tuple[int, int], notes: list[st
 def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: float = 0.5,
                         heldout: dict[str, tuple[str, ...]] | None = None,
                         assumed_mpp: dict[str, float] | None = None,
-                        settings: ColourPhaseSettings | None = None, log=print) -> dict:
+                        settings: ColourPhaseSettings | None = None, log=print, command: str | None = None) -> dict:
     """Build ``out_dir/train`` (images + labels at ``model_mpp``) and the held-out evaluation set
     ``out_dir/heldout.json`` from ``../shared/data``.
 
@@ -313,6 +313,7 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
         :data:`SOURCE_MPP_NOTES` says why).
     settings : classical labeller settings for the pseudo-labels.
     log : function receiving one progress line per tile.
+    command : the command line that asked for this (recorded in ``index.json``).
 
     Returns
     -------
@@ -383,6 +384,8 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
                 " ".join(f"{c}:{counts[c] / labels.size:.0%}" for c in range(7) if counts[c]))
     index = {
         "format": "lobule-segdata/1",
+        "command": command,
+        "data_dir": str(data_dir.resolve()),
         "model_mpp": model_mpp,
         "source_mpp": {s: SOURCE_MPP_NOTES[s] for s in sources},
         "assumed_mpp": {s: assumed[s] for s in sources if s != "nuclei_miccai2015"},

@@ -22,9 +22,8 @@ Build training folders from ../shared/data, then train::
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -235,7 +234,8 @@ def run_train(args) -> int:
     if args.prepare:
         from lobule.inference.segdata import prepare_shared_data
 
-        prepare_shared_data(args.prepare, data, model_mpp=args.model_mpp)
+        command = "lobule " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        prepare_shared_data(args.prepare, data, model_mpp=args.model_mpp, command=command)
         print(f"wrote {data / 'train'} and {data / 'heldout.json'}")
         return 0
     if not args.work or not args.out:

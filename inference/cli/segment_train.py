@@ -3,7 +3,6 @@ write the checkpoint card (ARCHITECTURE.md "Models and checkpoints")."""
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shlex
 import sys
@@ -40,8 +39,6 @@ def _train_folder(data: Path) -> Path:
 
 def train_from_args(args) -> int:
     """Run ``lobule train segment`` (see :mod:`lobule.inference.cli.segment` for the options)."""
-    import torch
-
     from lobule.inference.engine.device import select_device
     from lobule.inference.segdata import read_evalset, read_split
     from lobule.models.checkpoint import find_checkpoint, load_checkpoint, read_card, save_checkpoint
@@ -137,6 +134,8 @@ def _card(args, config, result, samples, index, heldout_path, commands, lineage,
     sources = None
     if index:
         sources = {
+            "prepared_by": index.get("command"),
+            "shared_data": index.get("data_dir"),
             "source_mpp": index.get("source_mpp"),
             "label_rules": index.get("label_rules"),
             "heldout_prefixes": index.get("heldout_prefixes"),
