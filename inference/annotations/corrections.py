@@ -48,8 +48,13 @@ PYRAMID_CHUNK = 512
 
 
 def store_identity(store: LabelStore) -> dict:
-    """What identifies one model run: the merged pyramid is valid only over this store."""
-    return {"path": str(Path(store.path).resolve()), "created": store.attrs.get("created"),
+    """What identifies one model run (a re-run replaces the store's folder, so its metadata file
+    is new): the merged pyramid is valid only over this store."""
+    try:
+        stamp = (Path(store.path) / "zarr.json").stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return {"path": str(Path(store.path).resolve()), "created": store.attrs.get("created"), "stamp": stamp,
             "model": store.model.get("name"), "weights_sha256": store.model.get("weights_sha256")}
 
 
@@ -186,6 +191,30 @@ class CorrectionLayer(LabelStore):
     def corrected_mask(self, window: Window) -> np.ndarray:
         """(h, w) bool, level-0 pixels a person corrected."""
         return self.read_corrections(window) != NO_CORRECTION
+
+    def corrected_region(self, location: tuple[float, float], downsample: float, size: tuple[int, int]) -> np.ndarray:
+        """Which pixels of a display tile a person corrected (to outline or hatch them).
+
+        Same arguments as :meth:`read_region` (slide level-0 location, slide pixels per output
+        pixel, (width, height)); (height, width) bool, nearest sampling of level 0. Only the
+        corrected chunks under the tile are read, so it is cheap at any zoom.
+        """
+        w, h = size
+        f = downsample / self.scale
+        cols = np.floor(location[0] / self.scale + (np.arange(w) + 0.5) * f).astype(np.int64)
+        rows = np.floor(location[1] / self.scale + (np.arange(h) + 0.5) * f).astype(np.int64)
+        out = np.zeros((h, w), bool)
+        grid = self.grid
+        ch, cw = grid.chunk
+        x0, y0 = int(cols[0]), int(rows[0])
+        r0, r1, c0, c1 = grid.key_range((x0, y0, int(cols[-1]) - x0 + 1, int(rows[-1]) - y0 + 1))
+        for r, c in zip(*np.nonzero(self.corrections.present[r0:r1, c0:c1])):
+            key = (int(r) + r0, int(c) + c0)
+            rsel = np.flatnonzero((rows >= key[0] * ch) & (rows < (key[0] + 1) * ch))
+            csel = np.flatnonzero((cols >= key[1] * cw) & (cols < (key[1] + 1) * cw))
+            chunk = self.corrections.chunk(key)
+            out[np.ix_(rsel, csel)] = chunk[np.ix_(rows[rsel] - key[0] * ch, cols[csel] - key[1] * cw)] != NO_CORRECTION
+        return out
 
     def corrected_windows(self) -> list[Window]:
         """Level-0 windows (x, y, w, h) of the corrections chunks holding any correction."""

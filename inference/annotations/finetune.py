@@ -243,3 +243,42 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
     out_card.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, card, out_card)
     return FinetuneResult(out_card, before, after, time.perf_counter() - t_start)
+
+
+def finetune_on_corrections(layer, slide, *, parent: str | os.PathLike | None = None,
+                            models_dir: str | os.PathLike | None = None, name: str | None = None,
+                            settings: FinetuneSettings | None = None,
+                            on_progress: Callable[[FinetuneProgress], None] | None = None,
+                            on_log: Callable[[str], None] | None = None,
+                            cancel: Callable[[], bool] | None = None) -> FinetuneResult:
+    """The GUI's "Fine-tune on my corrections": export the corrections of ``layer`` as pairs
+    beside them (``annotations/pairs/<time>``) and fine-tune the model that made the class map.
+
+    Parameters
+    ----------
+    layer : the session's :class:`~.corrections.CorrectionLayer` (unsaved edits included).
+    slide : the slide's SlideReader.
+    parent : checkpoint to start from (default: the card recorded in the class map's model info).
+    models_dir : where the new checkpoint goes (default ``~/.lobule/models``, so it is installed
+        and listed by ``lobule models``); its name ``<parent>-ft-<YYYYmmdd-HHMMSS>`` by default.
+
+    Raises
+    ------
+    InputError
+        If the class map was made by the classical labeller (no weights) and no ``parent`` is
+        given, or there are no corrections.
+    """
+    from lobule.inference.annotations.training_pairs import export_training_pairs
+
+    info = layer.base.model
+    parent = parent or info.get("card") or (info.get("name") if info.get("weights_sha256") else None)
+    if not parent:
+        raise InputError(f"the class map was made by {info.get('name', 'a model')} which has no weights to fine-tune; "
+                         "analyse the slide with a trained model first")
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    pairs = export_training_pairs(layer, slide, layer.folder.parent / "pairs" / stamp)
+    parent_name = Path(str(parent)).stem
+    folder = Path(models_dir) if models_dir is not None else Path.home() / ".lobule" / "models"
+    out_card = folder / f"{name or f'{parent_name}-ft-{stamp}'}.json"
+    return finetune(parent, pairs.folder, out_card, settings, name=name, on_progress=on_progress, on_log=on_log,
+                    cancel=cancel)

@@ -330,31 +330,47 @@ class _CorrectionsOnly:
 
 
 def write_geojson(path: str | os.PathLike, regions, labels=None, *, class_masks: bool = True,
-                  corrections_only: bool = False, max_pixels: int = 16_000_000) -> Path:
+                  corrections_only: bool = False) -> Path:
     """Write regions, and optionally their class masks, as a QuPath GeoJSON FeatureCollection.
 
     Parameters
     ----------
     regions : the regions (annotations).
     labels : a label store or :class:`~.corrections.CorrectionLayer` for the class masks
-        (detections, one MultiPolygon per class per region, as
+        (detections, one MultiPolygon per class per region, from
         :func:`lobule.inference.export.geojson.class_features`); None writes regions only.
-    corrections_only : class masks of the corrected pixels only (needs a CorrectionLayer).
+    corrections_only : class masks of the corrected pixels only (needs a CorrectionLayer);
+        their features carry ``"corrected": true``.
 
-    The file is written atomically.
+    The file is written atomically, one feature at a time.
     """
     from lobule.inference.export.geojson import class_features
 
-    features = [region_feature(r) for r in regions]
+    path = Path(path)
+    source = None
     if labels is not None and class_masks:
         source = _CorrectionsOnly(labels) if corrections_only else labels
+    with atomic_write(path, "w", encoding="utf-8") as handle:
+        handle.write('{"type": "FeatureCollection", "features": [')
+        first = True
         for region in regions:
-            for feature in class_features(source, region, None, max_pixels):
+            features = [region_feature(region)]
+            for feature in class_features(source, region) if source is not None else []:
                 if corrections_only:
                     feature["properties"]["corrected"] = True
                     feature["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lobule-correction:{feature['id']}"))
                 features.append(feature)
-    path = Path(path)
-    with atomic_write(path, "w", encoding="utf-8") as handle:
-        json.dump(feature_collection(features), handle)
+            for feature in features:
+                handle.write(("\n" if first else ",\n") + _feature_json(feature))
+                first = False
+        handle.write("\n]}\n")
     return path
+
+
+def _feature_json(feature: dict) -> str:
+    """One Feature as JSON; its geometry may already be a GeoJSON string (big class outlines)."""
+    geometry = feature["geometry"]
+    if not isinstance(geometry, str):
+        geometry = json.dumps(geometry)
+    head = json.dumps({k: v for k, v in feature.items() if k not in ("geometry", "properties")})[:-1]
+    return f'{head}, "geometry": {geometry}, "properties": {json.dumps(feature["properties"])}}}'

@@ -160,8 +160,12 @@ class AnnotationSession:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.folder / "recovery")
         pending = self.journal.claim()
-        self.labels = CorrectionLayer.open(self.folder / "corrections.zarr", store)
-        self.regions = RegionSet(self._load_saved_regions())
+        try:
+            self.labels = CorrectionLayer.open(self.folder / "corrections.zarr", store)
+            self.regions = RegionSet(self._load_saved_regions())
+        except BaseException:
+            self.journal.release()
+            raise
         self.regions.changed.connect(self.regions_changed.emit)
         spill = self.folder / "history" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.history = History(memory_budget, disk_budget, spill)
@@ -227,6 +231,10 @@ class AnnotationSession:
     def scale(self) -> float:
         """Slide level-0 pixels per label pixel."""
         return self.labels.scale
+
+    def radius_px(self, radius_um: float) -> float:
+        """A brush radius in slide level-0 pixels (the size of the cursor preview)."""
+        return radius_um / self.labels.mpp * self.labels.scale
 
     # --- tools ----------------------------------------------------------------------------------
     def begin_stroke(self, value: int, radius_um: float) -> Stroke:

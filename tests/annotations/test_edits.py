@@ -100,3 +100,32 @@ def test_bad_class_and_radius_are_refused(session):
     with pytest.raises(InputError, match="radius"):
         session.brush([(10, 10)], 1, radius_um=0)
     assert ERASE == NO_CORRECTION and not session.dirty
+
+
+def test_a_model_rerun_keeps_the_corrections_and_rebuilds_the_merged_pyramid(tmp_path, demo_labels, demo_slide):
+    from lobule.inference.annotations import AnnotationSession
+    from lobule.inference.labelstore import store_from_array
+
+    info, labels = demo_labels
+    attrs = {"slide": info, "model": {"name": "m", "weights_sha256": None}}
+    store = store_from_array(tmp_path / "m.zarr", labels, mpp=info["mpp"], attrs=attrs)
+    s = AnnotationSession.open(demo_slide, store, folder=tmp_path / "a", autosave_s=None)
+    s.brush([(600, 600), (1600, 2000)], 5, radius_um=30)
+    s.close()
+    rerun = store_from_array(tmp_path / "m.zarr", np.full_like(labels, 2), mpp=info["mpp"], attrs=attrs)
+    s = AnnotationSession.open(demo_slide, rerun, folder=tmp_path / "a", autosave_s=None)
+    try:
+        layer = s.labels
+        corrected = layer.corrected_mask((0, 0, layer.shape[1], layer.shape[0]))
+        assert corrected.sum() > 10_000
+        merged = _full(layer)
+        assert (merged[corrected] == 5).all() and (merged[~corrected] == 2).all()
+        expected = merged
+        for level in range(1, layer.level_count):
+            expected = mode_downsample(expected)
+            assert np.array_equal(_full(layer, level), expected), level
+        tile = layer.corrected_region((0, 0), 8.0, (280, 372))
+        assert tile.any() and tile[600 // 8 + 2, 600 // 8 + 2]  # stroke start, seen zoomed out
+        assert tile.mean() == pytest.approx(corrected.mean(), rel=0.1)
+    finally:
+        s.close()
