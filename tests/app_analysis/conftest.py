@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-REGION_BOX = (200, 200, 1000, 1000)  # level-0 px: inside one classical tile core of the demo slide
+REGION_BOX = (700, 200, 1250, 1250)  # level-0 px: tissue inside one classical tile core of the demo slide
 
 
 @pytest.fixture(scope="session")

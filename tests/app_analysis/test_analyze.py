@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 from shapely.geometry import box
 
-REGION = (200, 200, 1000, 1000)  # level-0 px of the demo slide: one classical tile
+REGION = (700, 200, 1250, 1250)  # level-0 px of the demo slide: tissue, one classical tile
 
 
 def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbers(tab, open_demo, cache, qtbot):
@@ -43,7 +43,7 @@ def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbe
     results = tab.analysis.results
     assert set(results) == {"Whole tissue", "Region 1"}
     region = results["Region 1"]
-    assert region.region_area_um2 == pytest.approx(800 * 800 * store.mpp ** 2, rel=0.01)
+    assert region.region_area_um2 == pytest.approx(550 * 1050 * store.mpp ** 2, rel=0.01)
     assert sum(row["area_um2"] for row in region.classes[1:]) == pytest.approx(region.tissue_area_um2)
     assert 0 < region.tissue_area_um2 <= region.region_area_um2
     # the results panel shows the selected region; the legend lists the class areas
