@@ -22,6 +22,7 @@ Build training folders from ../shared/data, then train::
 """
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import sys
@@ -95,7 +96,7 @@ def register(commands, train) -> None:
     t.add_argument("--note", action="append", default=[], help="a line for the card's training notes")
     t.add_argument("--log-every", type=int, default=10)
     t.add_argument("--save-every", type=int, default=100)
-    t.set_defaults(func=run_train)
+    t.set_defaults(func=run_train, command_prefix="lobule train segment", parser=t)
 
 
 # --------------------------------------------------------------------------- lobule segment
@@ -229,12 +230,36 @@ def _write_json(path: Path, data: dict) -> None:
 
 # --------------------------------------------------------------------------- lobule train segment
 
+def command_line(args) -> str:
+    """The command that reproduces ``args``: positionals, then every option whose value differs
+    from its default (canonical order), shell-quoted."""
+    words, options = [args.command_prefix], []
+    for action in args.parser._actions:
+        if action.dest in ("help",) or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        if not action.option_strings:
+            words.append(shlex.quote(str(value)))
+            continue
+        if value == action.default or value is None or value == []:
+            continue
+        flag = action.option_strings[-1]
+        if action.nargs == 0:
+            options.append(flag)
+        elif isinstance(action, argparse._AppendAction):
+            options.extend(f"{flag} {shlex.quote(str(v))}" for v in value)
+        elif isinstance(value, (list, tuple)):
+            options.append(f"{flag} " + " ".join(shlex.quote(str(v)) for v in value))
+        else:
+            options.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(words + options)
+
 def run_train(args) -> int:
     data = Path(args.data)
     if args.prepare:
         from lobule.inference.segdata import prepare_shared_data
 
-        command = "lobule " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        command = command_line(args)
         prepare_shared_data(args.prepare, data, model_mpp=args.model_mpp, command=command)
         print(f"wrote {data / 'train'} and {data / 'heldout.json'}")
         return 0

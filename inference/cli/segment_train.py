@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +89,9 @@ def train_from_args(args) -> int:
                                 save_every=args.save_every)
     if result.iterations < config.iterations:
         return 130
-    command = "lobule " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else "lobule train segment"
+    from lobule.inference.cli.segment import command_line
+
+    command = command_line(args)
     previous = _read_json(out) if out.is_file() else {}
     commands = list((previous.get("training") or {}).get("commands", []))
     if command not in commands:

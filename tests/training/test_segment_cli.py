@@ -4,21 +4,30 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from lobule.inference.cli import run
 from lobule.inference.cli.segment import output_names
 from lobule.inference.segdata import read_label, write_png
 from lobule.inference.segmenter import checkpoint_segmenter
 
 
-def lobule(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "lobule.app.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
+@pytest.fixture
+def lobule(capsys):
+    """Run the command line in this process (no interpreter start-up per call)."""
+
+    def call(*args):
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+    return call
 
 
-def test_classical_on_a_real_tile_writes_a_class_map_of_input_size(shared_data, tmp_path):
+def test_classical_on_a_real_tile_writes_a_class_map_of_input_size(shared_data, tmp_path, lobule):
     image = shared_data / "nuclei_miccai2015" / "image02" / "image.png"  # 488x490, 20x
     out = lobule("segment", image, "--out", tmp_path / "out", "--model", "classical", "--mpp", "0.5", "--overlay")
     assert out.returncode == 0, out.stderr
@@ -28,7 +37,7 @@ def test_classical_on_a_real_tile_writes_a_class_map_of_input_size(shared_data, 
     assert (tmp_path / "out" / "image_overlay.png").is_file()
 
 
-def test_model_on_odd_sized_images_with_shared_stems(tmp_path, tiny_card, tiles):
+def test_model_on_odd_sized_images_with_shared_stems(tmp_path, tiny_card, tiles, lobule):
     for folder, size in (("a", (70, 150)), ("b", (40, 33))):
         (tmp_path / folder).mkdir()
         write_png(tmp_path / folder / "image.png", np.resize(tiles[0][0], (*size, 3)))
@@ -64,7 +73,7 @@ def test_tiled_model_prediction_matches_untiled_on_a_tile(tiny_card, tiles):
     assert segmenter.label(image, 0.25).shape == (64, 64)  # resampled to 0.5 and back
 
 
-def test_labels_folder_gives_per_class_metrics(tmp_path, tiles):
+def test_labels_folder_gives_per_class_metrics(tmp_path, tiles, lobule):
     image, labels = tiles[2]
     write_png(tmp_path / "t.png", image)
     (tmp_path / "truth").mkdir()
@@ -77,7 +86,7 @@ def test_labels_folder_gives_per_class_metrics(tmp_path, tiles):
     assert "steatosis" in out.stdout and "mean IoU" in out.stdout
 
 
-def test_evaluate_on_an_evaluation_set(tmp_path, tiles):
+def test_evaluate_on_an_evaluation_set(tmp_path, tiles, lobule):
     image, labels = tiles[3]
     write_png(tmp_path / "image.png", image)
     write_png(tmp_path / "mask.png", (labels == 1).astype(np.uint16) * 3)
@@ -97,11 +106,19 @@ def test_evaluate_on_an_evaluation_set(tmp_path, tiles):
     (["--model", "classical"], "no images"),
     (["x.png", "--model", "no-such-model"], "no-such-model"),
 ])
-def test_bad_input_is_one_line(tmp_path, args, message):
+def test_bad_input_is_one_line(tmp_path, args, message, lobule):
     if args[0] == "x.png":
         write_png(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
         args = [str(tmp_path / "x.png"), *args[1:]]
     out = lobule("segment", *args, "--out", tmp_path / "out")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_error_is_one_line_without_traceback(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "lobule.app.cli", "segment", str(tmp_path / "missing.png"),
+                          "--out", str(tmp_path / "out"), "--model", "classical"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and out.stderr.startswith("lobule: error: image not found")
     assert len(out.stderr.strip().splitlines()) == 1

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -76,7 +74,8 @@ def test_a_tiny_run_lowers_the_loss_and_resumes(tmp_path, tiles, tiny_arguments)
         train_segmentation(other, tiles, state, log=lines.append)
 
 
-def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments):
+def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, capsys):
+    from lobule.inference.cli import run
     from lobule.inference.segdata import write_png
     from lobule.models.checkpoint import load_checkpoint
 
@@ -87,13 +86,14 @@ def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments):
         write_png(data / "images" / f"t{i}.png", image)
         write_png(data / "labels" / f"t{i}.png", labels)
     card_path = tmp_path / "run" / "tiny-liver.json"
-    command = [sys.executable, "-m", "lobule.app.cli", "train", "segment", str(data), "--work", str(tmp_path / "run"),
+    command = ["train", "segment", str(data), "--work", str(tmp_path / "run"),
                "--out", str(card_path), "--arch", "deeplabv3plus", "--depth", "18", "--base-width", "4",
                "--head-channels", "8", "--arg", "low_level_channels=8", "--iterations", "6", "--batch", "2",
                "--crop", "64", "--device", "cpu", "--threads", "1", "--log-every", "3", "--note", "test run"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "iter 6/6 loss" in out.stdout
+    code = run(command)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "iter 6/6 loss" in out.out
     model, card = load_checkpoint(card_path)
     assert card["task"] == "liver-hne" and card["arguments"]["base_width"] == 4
     assert card["input"]["mpp"] == 0.5 and card["weights"]["dtype"] == "float16"
