@@ -80,6 +80,7 @@ class Journal:
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self._seq = 0
+        self._lock = threading.Lock()
 
     # --- the session marker ---------------------------------------------------------------------
     def claim(self) -> RecoveryInfo | None:
@@ -135,11 +136,20 @@ class Journal:
         found = sorted(self.folder.glob("seg-*.npz"), key=_seq)
         return found if upto is None else [p for p in found if _seq(p) <= upto]
 
-    def write_segment(self, chunks: dict[Key, bytes], regions_geojson: str | None, edits: int) -> Path:
-        """Write one segment atomically; returns its path."""
+    def reserve(self) -> int:
+        """The number of the next segment (taken when its content is snapshot)."""
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    @property
+    def last_reserved(self) -> int:
+        return self._seq
+
+    def write_segment(self, seq: int, chunks: dict[Key, bytes], regions_geojson: str | None, edits: int) -> Path:
+        """Write segment number ``seq`` (from :meth:`reserve`) atomically; returns its path."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        path = self.folder / f"seg-{self._seq:06d}.npz"
+        path = self.folder / f"seg-{seq:06d}.npz"
         arrays = {f"c_{r}_{c}": np.frombuffer(blob, np.uint8) for (r, c), blob in chunks.items()}
         meta = {"time": _now(), "edits": int(edits), "chunks": len(chunks)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -170,9 +180,10 @@ class Journal:
         with atomic_write(self.folder / COMMIT_MARKER, "w", encoding="utf-8") as handle:
             handle.write(_now())
 
-    def end_commit(self) -> None:
-        """The saved store holds everything: drop the segments, then the marker."""
-        self.discard()
+    def end_commit(self, upto: int | None = None) -> None:
+        """The saved store holds the segments up to ``upto`` (default all): drop them, then the
+        marker."""
+        self.discard(upto)
 
     def discard(self, upto: int | None = None) -> None:
         """Delete the segments (up to number ``upto``) and the commit marker."""

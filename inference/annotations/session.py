@@ -151,6 +151,8 @@ class AnnotationSession:
         self.folder = Path(folder)
         self.slide_size = (int(slide_size[0]), int(slide_size[1]))
         self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+        self._changes = 0
         self.labels_changed = Event()
         self.regions_changed = Event()
         self.history_changed = Event()
@@ -354,7 +356,12 @@ class AnnotationSession:
 
     # --- saving, autosave, recovery -------------------------------------------------------------
     def autosave(self) -> Path | None:
-        """Write what changed since the last autosave as a journal segment (atomic); returns it."""
+        """Write what changed since the last autosave as a journal segment (atomic); returns it.
+
+        The session lock is held only to take a snapshot (compressed chunks, regions); the file
+        is written after, so edits never wait for the disk. Segments are numbered at the
+        snapshot, so recovery applies them in the order the changes were made.
+        """
         with self._lock:
             if self._closed or (not self._unjournaled and not self._regions_unjournaled):
                 return None
@@ -365,27 +372,40 @@ class AnnotationSession:
             self._unjournaled.clear()
             self._regions_unjournaled = False
             self._edits_unjournaled = 0
-            try:
-                path = self.journal.write_segment(blobs, regions, edits_count)
-            except BaseException:
+            seq = self.journal.reserve()
+        try:
+            path = self.journal.write_segment(seq, blobs, regions, edits_count)
+        except BaseException:
+            with self._lock:
                 self._unjournaled.update(keys)
                 self._regions_unjournaled = self._regions_unjournaled or regions is not None
                 self._edits_unjournaled += edits_count
-                raise
+            raise
         self.autosaved.emit({"segment": str(path), "chunks": len(blobs), "time": time.time()})
         return path
 
     def save(self) -> None:
-        """Save corrections and regions (journal first, so an interrupted save is finished at
-        the next opening)."""
-        with self._lock:
+        """Save corrections and regions into ``corrections.zarr`` and ``regions.geojson``.
+
+        The journal first receives every unsaved change (so a save interrupted by a kill is
+        finished at the next opening), then the chunks are copied; edits may go on meanwhile (on
+        another thread) and stay unsaved. Run it off the GUI thread: it writes every changed
+        chunk.
+        """
+        with self._save_lock:
+            with self._lock:
+                changes = self._changes
+                regions = self.regions.regions
             self.autosave()
+            upto = self.journal.last_reserved
             self.journal.begin_commit()
             self.labels.save()
             with atomic_write(self.folder / "regions.geojson", "w", encoding="utf-8") as handle:
-                json.dump(regions_to_geojson(self.regions.regions), handle)
-            self.journal.end_commit()
-            self._set_dirty(False)
+                json.dump(regions_to_geojson(regions), handle)
+            self.journal.end_commit(upto)
+            with self._lock:
+                if self._changes == changes:
+                    self._set_dirty(False)
 
     def close(self, save: bool = True) -> None:
         """Stop autosave, save (``save=False``: drop the unsaved work and the journal), and
@@ -394,10 +414,10 @@ class AnnotationSession:
             return
         if self.autosaver is not None:
             self.autosaver.stop()
-        with self._lock:
-            if save:
-                self.save()
-            else:
+        if save:
+            self.save()
+        with self._save_lock, self._lock:
+            if not save:
                 self.journal.discard()
             self._closed = True
             self.history.close()
@@ -473,6 +493,7 @@ class AnnotationSession:
         self._unjournaled.update(chunks)
 
     def _touch(self) -> None:
+        self._changes += 1
         self._set_dirty(True)
         if self.autosaver is not None:
             self.autosaver.touch()

@@ -142,3 +142,42 @@ def test_autosave_thread_writes_after_idle_and_a_live_owner_blocks_a_second_sess
     finally:
         s.close()
     assert not (folder / "recovery" / "session.json").exists() and not s.journal.segments()
+
+
+def test_saving_on_a_worker_while_painting_loses_nothing(tmp_path, demo_store, demo_slide):
+    import threading
+
+    folder = tmp_path / "a"
+    s = AnnotationSession.open(demo_slide, demo_store, folder=folder, autosave_s=0.01)
+    stop = threading.Event()
+
+    def saver():
+        while not stop.is_set():
+            s.save()
+
+    worker = threading.Thread(target=saver)
+    worker.start()
+    try:
+        rng = np.random.default_rng(11)
+        for _ in range(60):
+            s.brush(rng.uniform([0, 0], [2200, 2900], size=(3, 2)), int(rng.integers(1, 7)), radius_um=15)
+    finally:
+        stop.set()
+        worker.join()
+    h, w = s.labels.shape
+    expected = s.labels.read_corrections((0, 0, w, h))
+    s.close()
+    again = AnnotationSession.open(demo_slide, demo_store, folder=folder, autosave_s=None)
+    try:
+        assert again.recovery is None
+        assert np.array_equal(again.labels.read_corrections((0, 0, w, h)), expected)
+        level = again.labels.level_count - 1
+        from lobule.inference.labelstore import mode_downsample
+
+        merged = again.labels.read_labels((0, 0, w, h))
+        for _ in range(level):
+            merged = mode_downsample(merged)
+        lh, lw = again.labels.array(level).shape
+        assert np.array_equal(again.labels.read_labels((0, 0, lw, lh), level), merged)
+    finally:
+        again.close()
