@@ -159,7 +159,7 @@ def test_saving_on_a_worker_while_painting_loses_nothing(tmp_path, demo_store, d
     worker.start()
     try:
         rng = np.random.default_rng(11)
-        for _ in range(60):
+        for _ in range(25):
             s.brush(rng.uniform([0, 0], [2200, 2900], size=(3, 2)), int(rng.integers(1, 7)), radius_um=15)
     finally:
         stop.set()
