@@ -101,6 +101,17 @@ def test_evaluate_writes_protocol_numbers(tmp_path, synthetic_data, tiny_models,
     assert set(result["dice_per_query"]["liver"]) == {"2", "3"}
     assert result["paper_abd_mri"]["DPCENet"]["mean"] == 77.64
     assert "same_volume" in result and "paper DPCENet" in stdout
+    code, _, stderr = _run(["fewshot", "evaluate", str(synthetic_data), "--protocol", "setting1", "--out", str(out),
+                            "--model", "tiny-dpcenet", "--update-card", "--record-in", str(tiny_models["tiny-alpnet"])],
+                           capsys)
+    assert code == 0, stderr
+    recorded = json.loads(out.read_text())["dice"]
+    for name in ("tiny-dpcenet", "tiny-alpnet"):
+        entry = json.loads(tiny_models[name].read_text())["metrics"]["chaos_t2_setting1_dpcenet_folds_0"]
+        assert entry["dice_percent"] == recorded and entry["runs"][0]["queries"] == ["2", "3"]
+    from lobule.models.checkpoint import load_checkpoint
+
+    load_checkpoint("tiny-dpcenet")  # recording metrics leaves the card loadable
     code, _, stderr = _run(["fewshot", "evaluate", str(synthetic_data), "--protocol", "setting2", "--out", str(out),
                             "--model", "tiny-dpcenet"], capsys)
     assert code == 2 and "trained for Setting 1" in stderr
