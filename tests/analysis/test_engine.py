@@ -116,3 +116,26 @@ def test_torch_predictor_through_engine(array_slide, tmp_path):
     x0, y0, w, h = tile.core
     tissue = store.read_labels((x0, y0, w, h)) != 0
     assert np.array_equal(store.read_labels((x0, y0, w, h))[tissue], direct[8 : 8 + h, 8 : 8 + w][tissue])
+
+
+def test_checkpoint_card_through_the_predictor(tmp_path, array_slide):
+    """A saved checkpoint (card + safetensors) becomes a predictor with the card's mpp, tile and
+    normalisation; it runs through the engine."""
+    import torch
+
+    from lobule.models.checkpoint import save_checkpoint
+    from lobule.models.registry import create_model
+    from lobule.resources.classes import class_table_json
+
+    torch.manual_seed(0)
+    model = create_model("unet", num_classes=7, base_width=4, depth=2)
+    card = {"name": "tiny-unet", "task": "liver-hne", "architecture": "unet",
+            "arguments": {"num_classes": 7, "base_width": 4, "depth": 2}, "classes": class_table_json(),
+            "input": {"mpp": 1.0, "tile_size": 128, "normalisation": {"mean": [0.5] * 3, "std": [0.25] * 3}}}
+    path = save_checkpoint(model, card, tmp_path / "tiny-unet.json")
+    predictor = TorchPredictor.from_checkpoint(str(path))
+    assert (predictor.mpp, predictor.tile_size, predictor.margin) == (1.0, 128, 16)
+    info = predictor.describe()
+    assert info["weights_sha256"] and info["architecture"] == "unet"
+    result = analyze_slide(array_slide, predictor, tmp_path / "t.zarr", batch_size=2)
+    assert result.store.shape == (750, 950) and result.stats.tiles == len(result.grid.tiles) > 0
