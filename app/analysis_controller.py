@@ -195,10 +195,13 @@ class AnalysisController(QObject):
         and every region's numbers are up to date."""
         if self.run is not None or self._restoring or not self.worker.is_idle():
             return False
-        if self._follower is not None:
-            if self._follower.stale:
+        follower = self._follower
+        if follower is not None:
+            if follower.stale:
                 return False
-            return all(r.name in self.results for r in self.regions())
+            # every result the follower made has reached this (GUI) thread
+            return all(r.name in self.results and follower.results.get(r.name) is self.results[r.name]
+                       for r in self.regions())
         return True
 
     # --- slide --------------------------------------------------------------------------------
@@ -325,6 +328,7 @@ class AnalysisController(QObject):
         if run is not self.run:
             return
         self.run = None
+        self.stage.emit(text if title is None else f"{title}: {text}")
         if title is None:
             self.message.emit(text)
         else:
@@ -336,8 +340,10 @@ class AnalysisController(QObject):
             return
         self.run = None
         stats = result.stats
-        self.message.emit(f"Analysed {stats.tiles} tiles in {stats.wall:.1f} s "
-                          f"({100 * result.tissue.kept_fraction:.1f} % of the slide is tissue)")
+        text = (f"Analysed {stats.tiles} tiles in {stats.wall:.1f} s with {result.store.model.get('name')} "
+                f"({100 * result.tissue.kept_fraction:.1f} % of the slide is tissue)")
+        self.stage.emit(text)
+        self.message.emit(text)
         self._drop_session()  # saves the corrections and regions of the previous class map first
         reader = self.document.reader
         self._restoring = True

@@ -49,6 +49,7 @@ class FinetuneDialog(QDialog):
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
         self.result = None
+        self.settings = {}  # further FinetuneSettings fields (batch_size, crop, threads...)
         store = controller.store
         self.parent_name = store.model.get("name", "model") if store is not None else None
         self.parent_card = (store.model.get("card") or self.parent_name) if store is not None else None
@@ -132,13 +133,14 @@ class FinetuneDialog(QDialog):
                             f"{export.corrected_pixels:,} corrected pixels...")
         self.progress_bar.setRange(0, self.iterations.value())
         iterations = self.iterations.value()
+        extra = dict(self.settings)
 
         def run() -> None:
             from lobule.inference.annotations.finetune import FinetuneCancelled, FinetuneSettings, finetune
             from lobule.inference.engine import select_device
 
             try:
-                settings = FinetuneSettings(iterations=iterations, device=select_device("auto"))
+                settings = FinetuneSettings(**{"device": select_device("auto"), **extra, "iterations": iterations})
                 result = finetune(self.parent_card, export.folder, out_card, settings, name=name,
                                   on_progress=self.progress.emit, on_log=self.log.emit, cancel=self._cancel.is_set)
             except FinetuneCancelled:

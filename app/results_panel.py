@@ -71,6 +71,7 @@ class CompositionChart(QWidget):
         self.classes = classes
         axis = self.plot.getAxis("left")
         axis.setTicks([[(i, c.key.replace("_", " ")) for i, c in enumerate(classes)]])
+        axis.setWidth(136)  # room for the class names from the first frame
         self.plot.getViewBox().invertY(True)
         self.bars = pg.BarGraphItem(x0=[0] * len(classes), y=list(range(len(classes))), height=0.7,
                                     width=[0] * len(classes), brushes=[QColor(*c.colour) for c in classes],

@@ -242,6 +242,7 @@ class SlideTab(QWidget):
         self.slide_layer = TileLayer(SlideTileProvider(document.reader), "Slide", preview=document.thumbnail)
         self._apply_mpp()
         self.view.add_layer(self.slide_layer)
+        self.analysis_panel.refresh_models()  # models installed meanwhile (e.g. fine-tuned)
         self.analysis.set_document(document)
         self.overview.set_thumbnail(document.thumbnail if self.overview_action.isChecked() else None)
         self.info.set_document(document)
