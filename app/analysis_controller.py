@@ -79,12 +79,20 @@ def _follower_class():
 
 
 def _open_session(slide_path, store, slide_size):
-    """(store, session, default region) for ``store`` (worker thread)."""
+    """(store, session, default region, None) for ``store`` (worker thread); when the
+    annotations cannot be opened (another Lobule edits them, or they belong to a class map on
+    another grid) the session is None and the last item says why: the class map is then shown
+    and measured, not edited."""
     import lobule.inference.annotations.follow  # noqa: F401 - imported here, off the GUI thread
     from lobule.inference.annotations import AnnotationSession
+    from lobule.inference.errors import InputError
 
-    session = AnnotationSession.open(slide_path, store, slide_size=slide_size)
-    return store, session, _tissue_region(store, slide_size)
+    region = _tissue_region(store, slide_size)
+    try:
+        session = AnnotationSession.open(slide_path, store, slide_size=slide_size)
+    except InputError as error:
+        return store, None, region, str(error)
+    return store, session, region, None
 
 
 def _restore(slide_path, slide_size, names):
@@ -166,8 +174,9 @@ class AnalysisController(QObject):
     # --- state ------------------------------------------------------------------------------
     @property
     def labels(self):
-        """The merged class map (corrections over model output), or None."""
-        return self.session.labels if self.session is not None else None
+        """The class map shown and measured: the merged map (corrections over model output),
+        the model's map alone when the annotations could not be opened, or None."""
+        return self.session.labels if self.session is not None else self.store
 
     @property
     def running(self) -> bool:
@@ -202,6 +211,8 @@ class AnalysisController(QObject):
             # every result the follower made has reached this (GUI) thread
             return all(r.name in self.results and follower.results.get(r.name) is self.results[r.name]
                        for r in self.regions())
+        if self.store is not None:  # read-only class map: measured by one-off jobs
+            return all(r.name in self.results for r in self.regions())
         return True
 
     # --- slide --------------------------------------------------------------------------------
@@ -230,8 +241,8 @@ class AnalysisController(QObject):
     def _on_opened(self, token: int, opened) -> None:
         self._restoring = False
         if token != self._current:
-            if opened is not None:  # the slide changed meanwhile
-                self.worker.submit(lambda: opened[1].close())
+            if opened is not None and opened[1] is not None:  # the slide changed meanwhile
+                self.worker.submit(opened[1].close)
             self.stateChanged.emit()
             return
         if opened is not None:
@@ -244,14 +255,19 @@ class AnalysisController(QObject):
             self.failed.emit("Cannot open the saved analysis", error_message(error))
         self.stateChanged.emit()
 
-    def _install(self, store, session, default_region: Region) -> None:
+    def _install(self, store, session, default_region: Region, read_only: str | None) -> None:
         self.store, self.session, self.default_region = store, session, default_region
+        self.layer = label_layer(self.labels, opacity=self.opacity, visible_classes=self._visible_classes())
+        self.view.add_layer(self.layer)
+        if session is None:
+            self.message.emit(f"The class map is shown read-only: {read_only}")
+            self._measure_read_only()
+            self.regionsChanged.emit()
+            return
         session.labels_changed.connect(lambda box, s=session: self._labels.emit(s, box))
         session.regions_changed.connect(lambda _regions, s=session: self._regions.emit(s))
         session.history_changed.connect(lambda s=session: self._history.emit(s))
         session.message.connect(lambda text, s=session: self._note.emit(s, text))
-        self.layer = label_layer(session.labels, opacity=self.opacity, visible_classes=self._visible_classes())
-        self.view.add_layer(self.layer)
         self._start_follower()
         if self.pending_regions:
             regions, self.pending_regions = self.pending_regions, []
@@ -267,6 +283,27 @@ class AnalysisController(QObject):
         self._follower = follower
         self.results = {}
         follower.start()
+
+    def _measure_read_only(self) -> None:
+        """Without a session (read-only class map): measure the regions that have no numbers."""
+        store, settings = self.store, self.quant_settings()
+        missing = [r for r in self.regions() if r.name not in self.results]
+        if store is None or self.session is not None or not missing:
+            return
+
+        def job() -> dict:
+            from lobule.inference.quantify import quantify
+
+            return {r.name: quantify(store, r, settings) for r in missing}
+
+        def done(results: dict) -> None:
+            if store is self.store and self.session is None:
+                for name, result in results.items():
+                    self.results[name] = result
+                    self.resultChanged.emit(name)
+                self.stateChanged.emit()
+
+        self._submit(job, done, title="Cannot measure the regions")
 
     def _teardown(self) -> None:
         """Drop the current slide's analysis state (the session is saved and closed on the
@@ -434,6 +471,7 @@ class AnalysisController(QObject):
         else:
             self.pending_regions.append(region)
             self.regionsChanged.emit()
+            self._measure_read_only()
         return region.name
 
     def remove_region(self, name: str) -> None:
@@ -444,6 +482,7 @@ class AnalysisController(QObject):
             self._submit(lambda: session.remove_region(name))
         else:
             self.pending_regions = [r for r in self.pending_regions if r.name != name]
+            self.results.pop(name, None)
             self.regionsChanged.emit()
 
     def rename_region(self, name: str, new_name: str) -> None:
@@ -474,6 +513,7 @@ class AnalysisController(QObject):
                 self.pending_regions += report.regions
                 self.regionsChanged.emit()
                 self.message.emit(report.summary())
+                self._measure_read_only()
 
             self.worker.submit(lambda: read_regions(path, size), done,
                                lambda error: self.failed.emit("Cannot import regions", error_message(error)))
@@ -573,9 +613,9 @@ class AnalysisController(QObject):
     def export(self, folder) -> bool:
         """Write summary.json, regions.csv, classes.geojson and labels.tif into ``folder`` (on
         the worker thread; ``exported`` or ``failed`` follows). False without an analysis."""
-        if self.session is None or self.document is None:
+        if self.store is None or self.document is None:
             return False
-        session, store, reader, settings = self.session, self.store, self.document.reader, self.quant_settings()
+        labels, store, reader, settings = self.labels, self.store, self.document.reader, self.quant_settings()
         regions = self.regions()
         self.message.emit(f"Exporting to {folder}...")
 
@@ -585,14 +625,14 @@ class AnalysisController(QObject):
             from lobule.inference.quantify import quantify
 
             out = prepare_output_dir(folder)
-            results = [quantify(session.labels, region, settings) for region in regions]
-            corrected = session.labels.corrected_pixels()
+            results = [quantify(labels, region, settings) for region in regions]
+            corrected = labels.corrected_pixels() if labels is not store else 0
             model = dict(store.model)
             model["corrections"] = {
-                "corrected_label_pixels": corrected, "store": str(session.labels.folder),
+                "corrected_label_pixels": corrected, "store": str(getattr(labels, "folder", "")) or None,
                 "note": "the class map exported is the model output with these human corrections over it"
                 if corrected else "no human corrections"}
-            return export_analysis(out, store=session.labels, regions=regions, results=results, settings=settings,
+            return export_analysis(out, store=labels, regions=regions, results=results, settings=settings,
                                    slide=slide_info(reader), model=model, tissue=store.tissue_mask())
 
         def done(out: Path) -> None:

@@ -235,7 +235,7 @@ class AnalysisPanel(QScrollArea):
 
     def _show_selected(self) -> None:
         result = self.controller.results.get(self.selected)
-        if result is None and self.controller.session is None:
+        if result is None and self.controller.store is None:
             self.results.set_result(None)
         else:
             self.results.set_result(result, self.selected)
@@ -253,7 +253,7 @@ class AnalysisPanel(QScrollArea):
         c = self.controller
         has_slide = c.document is not None
         running = c.running
-        analysed = c.session is not None
+        analysed = c.store is not None
         self.analyze_button.setEnabled(has_slide and not running)
         self.cancel_button.setEnabled(running)
         self.model_combo.setEnabled(not running)
@@ -265,7 +265,7 @@ class AnalysisPanel(QScrollArea):
         self.delete_region_button.setEnabled(is_drawn and not running)
         self.import_button.setEnabled(has_slide)
         self.export_regions_button.setEnabled(has_slide and bool(c.drawn_regions()))
-        finetunable = analysed and c.store is not None and c.store.model.get("name") != CLASSICAL
+        finetunable = c.session is not None and c.store.model.get("name") != CLASSICAL
         self.finetune_button.setEnabled(finetunable and not running)
         self.finetune_button.setToolTip(
             "Teach the model your corrections (runs in the background)" if finetunable else

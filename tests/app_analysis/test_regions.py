@@ -115,3 +115,32 @@ def test_numbers_follow_a_drawn_region_and_geojson_goes_out_and_in(tab, open_dem
     with qtbot.waitSignal(tab.actionFailed, timeout=30000) as failed:
         analysis.import_regions(bad)
     assert "\n" not in failed.args[1] and [r.name for r in analysis.drawn_regions()] == ["Region 1"]
+
+
+def test_labelme_regions_come_in_before_an_analysis_and_settings_remeasure(tab, open_demo, analysed_cache, qtbot,
+                                                                          tmp_path):
+    labelme = tmp_path / "outline.json"
+    labelme.write_text(json.dumps({"version": "5.0.1", "imagePath": "CMU-1-Small-Region.svs", "imageWidth": 2220,
+                                   "imageHeight": 2967, "shapes": [
+                                       {"label": "portal tract", "shape_type": "polygon",
+                                        "points": [[800, 400], [1200, 400], [1200, 900], [800, 900]]}]}))
+    open_demo(tab)
+    analysis = tab.analysis
+    analysis.import_regions(labelme)
+    qtbot.waitUntil(lambda: analysis.region("portal tract") is not None and analysis.is_idle(), timeout=60000)
+    assert analysis.region("portal tract").geometry.bounds == (800, 400, 1200, 900)
+    before = analysis.results["portal tract"]
+    # settings: edited in the panel, applied, every region measured again with them
+    panel = tab.analysis_panel.results
+    panel.settings_box.setChecked(True)
+    panel.setting_fields["focus_min_nuclei"].setValue(before.settings.focus_min_nuclei + 3)
+    panel.setting_fields["field_number_mm"].setValue(25.0)
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: analysis.is_idle() and analysis.results["portal tract"] is not before, timeout=60000)
+    after = analysis.results["portal tract"]
+    assert after.settings.focus_min_nuclei == before.settings.focus_min_nuclei + 3
+    assert after.inflammation["field_area_mm2"] == pytest.approx(3.14159265 * (25.0 / 20.0 / 2) ** 2)
+    assert after.inflammation["foci_count"] <= before.inflammation["foci_count"]
+    assert analysis.results["Whole tissue"].settings == after.settings
+    assert "25 / 20x" in panel.note.text() or "FN 25" in panel.note.text()
+

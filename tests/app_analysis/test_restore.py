@@ -76,3 +76,42 @@ def test_finetune_dialog_trains_on_corrections_and_switches_model(tab, open_demo
     assert new["lineage"]["parent"]["name"] == "tiny-parent"
     qtbot.mouseClick(dialog.use_button, Qt.MouseButton.LeftButton)
     assert panel.model() == result.card.stem
+
+
+def test_annotations_open_elsewhere_show_the_class_map_read_only(tab, open_demo, analysed_cache, qtbot, demo_slide):
+    import json
+    import os
+    import socket
+
+    from lobule.inference.annotations import annotations_dir
+
+    recovery = annotations_dir(demo_slide) / "recovery"
+    recovery.mkdir(parents=True)
+    other = subprocess_sleeping()
+    try:
+        (recovery / "session.json").write_text(json.dumps({"pid": other.pid, "host": socket.gethostname(),
+                                                           "started": "earlier"}))
+        messages = []
+        tab.message.connect(messages.append)
+        open_demo(tab)
+    finally:
+        other.kill()
+        other.wait()
+    analysis = tab.analysis
+    assert analysis.store is not None and analysis.session is None and analysis.layer in tab.view.layers
+    assert any("read-only" in m and "another Lobule" in m for m in messages)
+    assert "Whole tissue" in analysis.results and not tab.edit_bar.tool_actions["brush"].isEnabled()
+    assert tab.edit_bar.tool_actions["rectangle"].isEnabled()
+    from shapely.geometry import box
+
+    analysis.add_region(box(800, 400, 1200, 1000))
+    qtbot.waitUntil(lambda: "Region 1" in analysis.results and analysis.is_idle(), timeout=60000)
+    assert analysis.results["Region 1"].tissue_area_um2 > 0
+    assert os.path.exists(recovery / "session.json")  # the other editor's claim is left alone
+
+
+def subprocess_sleeping():
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
