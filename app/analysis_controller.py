@@ -228,7 +228,7 @@ class AnalysisController(QObject):
             names = self._restore_order()
             self._restoring = True
             self.worker.submit(lambda: _restore(reader.path, reader.dimensions, names),
-                               lambda opened: self._on_opened(token, opened),
+                               lambda opened: self._on_opened(token, opened, restored=True),
                                lambda error: self._on_open_failed(token, error))
         self.regionsChanged.emit()
         self.stateChanged.emit()
@@ -238,7 +238,7 @@ class AnalysisController(QObject):
         preferred = self.preferred_model
         return ([preferred] if preferred in names else []) + [n for n in names if n != preferred]
 
-    def _on_opened(self, token: int, opened) -> None:
+    def _on_opened(self, token: int, opened, restored: bool = False) -> None:
         self._restoring = False
         if token != self._current:
             if opened is not None and opened[1] is not None:  # the slide changed meanwhile
@@ -247,6 +247,10 @@ class AnalysisController(QObject):
             return
         if opened is not None:
             self._install(*opened)
+            if restored:
+                store = opened[0]
+                self.stage.emit(f"Saved class map of {store.model.get('name')} ({store.attrs.get('created', '?')}) "
+                                "restored; Analyze runs the model again")
         self.stateChanged.emit()
 
     def _on_open_failed(self, token: int, error: BaseException) -> None:
