@@ -170,10 +170,16 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
             f"{k} {pooled[k]:.4f}" for k in ("accuracy", "sensitivity", "specificity", "f1", "auc_roc")))
     for other in request.compare:
         baseline = CNPSegmenter.from_checkpoint(other, device)
+        trained = baseline.card.get("training", {})
         entry = {"model": baseline.name, "architecture": baseline.card["architecture"],
-                 "arguments": baseline.card["arguments"], "threshold": baseline.threshold}
+                 "arguments": baseline.card["arguments"], "threshold": baseline.threshold,
+                 "training": {k: trained.get(k) for k in ("commands", "stopped", "epochs_run", "best_epoch",
+                                                           "best_validation_auc_roc")}}
         if test:
-            entry["test"] = summarise(predict_pairs(baseline, _triples(test), label_class), baseline.threshold)["pooled"]
+            summary = summarise(predict_pairs(baseline, _triples(test), label_class), baseline.threshold)
+            entry["test"] = summary["pooled"]
+            entry["test_whole_image"] = summary["pooled_whole_image"]
+            entry["test_images"] = summary["images"]
         metrics.setdefault("ablation", []).append(entry)
     name = request.name or out.stem
     commands = [request.command] if request.command else []

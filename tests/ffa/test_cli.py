@@ -75,7 +75,7 @@ def test_evaluate_writes_the_five_metrics(tmp_path, angiogram_file, tiny_checkpo
     assert "label small.png is 64x64 px but the image is 112x128 px" in capsys.readouterr().err
 
 
-def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, capsys):
+def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, tiny_checkpoint, capsys):
     data = tmp_path / "data"
     for k, name in enumerate(["p01-1_001", "p01-2_002", "p02-1_001", "p03-1_004"]):
         folder = data / name
@@ -90,7 +90,7 @@ def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, caps
     assert main([*args, "--epochs", "1"]) == 0
     state = json.loads((tmp_path / "cnp.training" / "state.json").read_text())
     assert state["epoch"] == 1 and state["identity"]["train"] == ["p01-1_001", "p01-2_002"]
-    assert main([*args, "--epochs", "2", "--resume"]) == 0
+    assert main([*args, "--epochs", "2", "--resume", "--compare", str(tiny_checkpoint)]) == 0
     assert "resumed at epoch 1" in capsys.readouterr().out
     written = json.loads(card.read_text())
     assert written["training"]["epochs_run"] == 2 and written["task"] == "ffa-cnp"
@@ -99,6 +99,8 @@ def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, caps
     assert "base_width: 2 (paper: 64)" in written["training"]["deviations_from_paper"]
     assert len(written["training"]["commands"]) == 2 and "--resume" in written["training"]["commands"][1]
     assert set(written["metrics"]["test"]["pooled"]) >= {"accuracy", "sensitivity", "specificity", "f1", "auc_roc"}
+    ablation = written["metrics"]["ablation"][0]
+    assert ablation["model"] == "tiny-ffa" and set(ablation["test"]) >= {"accuracy", "f1", "auc_roc"}
     from lobule.inference.ffa.predictor import CNPSegmenter
 
     segmenter = CNPSegmenter.from_checkpoint(str(card), device="cpu")
