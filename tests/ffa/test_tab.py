@@ -29,7 +29,14 @@ def _open(qtbot, tab, path):
 def test_open_segment_overlay_threshold_and_export(qtbot, tab, angiogram_file, tmp_path):
     _open(qtbot, tab, angiogram_file)
     assert tab.image_item.image.shape[:2] == (128, 112)
-    assert tab.pre_item.image.shape == (128, 112)  # the preprocessing view
+    assert tab.pre_item.image.shape == (128, 112)  # the preprocessing view, shown on a toggle
+    np.testing.assert_allclose(tab.pre_item.image, tab.document.image.preprocessed)
+    tab.preprocessing_box.setChecked(False)
+    assert not tab.pre_view.isVisible()
+    tab.preprocessing_box.setChecked(True)
+    tab.contrast.setValue(200)
+    low, high = tab.image_item.getLevels()
+    assert high - low == pytest.approx(127.5)  # contrast x2 halves the display window
     assert tab.run_button.isEnabled() and not tab.export_button.isEnabled()
     with qtbot.waitSignal(tab.segmented, timeout=60000):
         qtbot.mouseClick(tab.run_button, Qt.MouseButton.LeftButton)
