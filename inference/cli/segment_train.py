@@ -109,6 +109,9 @@ def train_from_args(args) -> int:
         results = evaluate_models(models, heldout, device, tiling)
         print_comparison(results)
         card["metrics"] = {
+            "summary": _summary(results[card["name"]] if card["name"] in results else next(iter(results.values())),
+                                heldout),
+            "comparison": {name: _summary(r, heldout, brief=True) for name, r in results.items()},
             "heldout": {
                 "evaluation_set": str(heldout_path.resolve()),
                 "tiles": [{"name": i["name"], "kind": i["kind"], "mpp": i["mpp"]} for i in heldout],
@@ -173,6 +176,21 @@ def _card(args, config, result, samples, index, heldout_path, commands, lineage,
         },
         "lineage": lineage,
     }
+
+
+def _summary(result: dict, heldout: list[dict], brief: bool = False) -> dict:
+    """Headline numbers of one model: lipid droplets (class 1) IoU / Dice, nuclei (classes 2+3)
+    IoU / Dice, pooled over the held-out tiles."""
+    kinds = result["by_kind"]
+    out: dict[str, Any] = {}
+    for kind, label in (("droplets", "lipid_droplets"), ("nuclei", "nuclei")):
+        if kind in kinds:
+            out[f"{label}_iou"] = kinds[kind]["iou"]
+            out[f"{label}_dice"] = kinds[kind]["dice"]
+    if not brief:
+        out["measured_on"] = ", ".join(f"{sum(i['kind'] == k for i in heldout)} held-out {k} tiles"
+                                       for k in sorted({i["kind"] for i in heldout}))
+    return out
 
 
 def _read_json(path: Path) -> dict:

@@ -85,6 +85,12 @@ def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, 
     for i, (image, labels) in enumerate(tiles):
         write_png(data / "images" / f"t{i}.png", image)
         write_png(data / "labels" / f"t{i}.png", labels)
+    image, labels = tiles[0]
+    write_png(tmp_path / "held.png", image)
+    write_png(tmp_path / "held_mask.png", (labels == 1).astype(np.uint8))
+    (data / "heldout.json").write_text(json.dumps({"format": "lobule-evalset/1", "items": [
+        {"name": "held", "image": str(tmp_path / "held.png"), "mask": str(tmp_path / "held_mask.png"), "mpp": 0.5,
+         "kind": "droplets", "positive": [1]}]}))
     card_path = tmp_path / "run" / "tiny-liver.json"
     command = ["train", "segment", str(data), "--work", str(tmp_path / "run"),
                "--out", str(card_path), "--arch", "deeplabv3plus", "--depth", "18", "--base-width", "4",
@@ -101,4 +107,8 @@ def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, 
     assert "train segment" in card["training"]["commands"][0]
     assert [i["name"] for i in card["training"]["data"]["images"]] == ["t0", "t1", "t2", "t3"]
     assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 7, 64, 64)
+    metrics = card["metrics"]
+    assert set(metrics["comparison"]) == {"tiny-liver", "classical"}
+    assert metrics["comparison"]["classical"]["lipid_droplets_dice"] > 0.9
+    assert set(metrics["summary"]) == {"lipid_droplets_iou", "lipid_droplets_dice", "measured_on"}
     assert json.loads(card_path.read_text())["weights"]["sha256"] == card["weights"]["sha256"]
