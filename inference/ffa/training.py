@@ -156,6 +156,10 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
     log(f"training stopped ({result.stopped}) after {result.epochs_run} epochs; best validation AUC-ROC "
         f"{result.best_auc:.4f} at epoch {result.best_epoch}")
 
+    with torch.no_grad():  # evaluate exactly the weights that are shipped (float16)
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
     segmenter = CNPSegmenter(model, {}, device)
     val_predictions = predict_pairs(segmenter, val_triples, label_class)
     threshold = best_f1_threshold([p.probability for p in val_predictions], [p.truth for p in val_predictions],
