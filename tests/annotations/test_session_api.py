@@ -1,31 +1,12 @@
-"""What the Slide tab wires: tool state and shortcuts, events, and exports of the corrected map."""
+"""What the Slide tab wires: session events, and exports of the corrected map."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
-import pytest
 from shapely.geometry import box
 
-from lobule.inference.annotations.tools import SHORTCUTS, ToolState
-from lobule.inference.errors import InputError
 from lobule.inference.regions import Region
-
-
-def test_tool_state_actions_and_events():
-    state = ToolState()
-    seen = []
-    state.changed.connect(seen.append)
-    state.action(SHORTCUTS["E"])
-    state.action(SHORTCUTS["3"])
-    state.action(SHORTCUTS["]"])
-    assert (state.settings.tool, state.settings.class_id, state.settings.radius_um) == ("eraser", 3, 12.5)
-    assert len(seen) == 3 and seen[-1] is state.settings
-    with pytest.raises(InputError, match="unknown tool"):
-        state.set(tool="lasso")
-    with pytest.raises(InputError, match="radius"):
-        state.set(radius_um=0)
-    assert state.settings.tool == "eraser"
 
 
 def test_events_fire_with_slide_boxes_and_history_state(session):
