@@ -22,6 +22,7 @@ def segment_volume(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     slice_range: tuple[int, int] | None = None,
+    chunk: int = 16,
 ) -> np.ndarray:
     """Organ mask of every slice of a volume.
 
@@ -41,6 +42,7 @@ def segment_volume(
     cancelled : polled between batches; when it returns True the partial result is returned.
     slice_range : (first, last) slices (inclusive) where the organ may be; slices outside stay
         empty. The user knows the organ's extent; the SSL-ALPNet protocol gives it too.
+    chunk : query slices per predictor call (progress is reported after each).
 
     Returns
     -------
@@ -77,16 +79,15 @@ def segment_volume(
             groups[nearest_support(z, order)].append(z)
     total, done = last - first + 1 - len(supports), 0
     for k, queries in groups.items():
-        if not queries:
-            continue
-        if cancelled is not None and cancelled():
-            break
-        stack = np.moveaxis(image[:, :, queries], 2, 0)
-        predicted = predictor(image[:, :, k], supports[k], stack)
-        result[:, :, queries] = np.moveaxis(predicted, 0, 2)
-        done += len(queries)
-        if progress is not None:
-            progress(done, total)
+        for start in range(0, len(queries), chunk):  # chunks: progress and cancel stay responsive
+            if cancelled is not None and cancelled():
+                break
+            part = queries[start : start + chunk]
+            predicted = predictor(image[:, :, k], supports[k], np.moveaxis(image[:, :, part], 2, 0))
+            result[:, :, part] = np.moveaxis(predicted, 0, 2)
+            done += len(part)
+            if progress is not None:
+                progress(done, total)
     if keep_connected:
         result = connected_to_supports(result, supports)
     return result
