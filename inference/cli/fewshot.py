@@ -172,6 +172,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     per_query: dict[str, dict[str, float]] = {}
     same_plain: dict[str, dict[str, float]] = {}
     same_connected: dict[str, dict[str, float]] = {}
+    same_extent: dict[str, dict[str, float]] = {}
     runs, architectures = [], set()
     loaded_cache: dict[str, object] = {}
     for name in models:
@@ -206,6 +207,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             for organ in same["dice"]:
                 same_plain.setdefault(organ, {}).update(same["dice"][organ])
                 same_connected.setdefault(organ, {}).update(same["dice_connected"][organ])
+                same_extent.setdefault(organ, {}).update(same["dice_in_extent"][organ])
         runs.append(run)
     if len(architectures) > 1:
         raise InputError(f"models of several architectures given ({', '.join(sorted(architectures))}); evaluate them separately")
@@ -228,6 +230,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                            "Dice over the whole volume (%)",
             "dice": summarise(same_plain),
             "dice_connected_to_support": summarise(same_connected),
+            "dice_organ_slice_range_given": summarise(same_extent),
         }
     with atomic_write(out, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2)
@@ -248,7 +251,8 @@ def _print_table(result: dict) -> None:
     for method, values in result["paper_abd_mri"].items():
         print(f"{'paper ' + method:14.14s}" + "".join(f"{values.get(o, float('nan')):14.2f}" for o in organs))
     if "same_volume" in result:
-        for key, label in (("dice", "same-volume"), ("dice_connected_to_support", "same+connect")):
+        for key, label in (("dice", "same-volume"), ("dice_connected_to_support", "same+connect"),
+                           ("dice_organ_slice_range_given", "same+range")):
             values = result["same_volume"][key]
             print(f"{label:14s}" + "".join(f"{values.get(o, float('nan')):14.2f}" for o in organs))
 

@@ -13,9 +13,9 @@ Protocol, per held-out fold and test organ:
   over organs.
 
 Same-volume use: support and query from one patient, the support slice the middle of the
-organ's extent, every other slice of the volume predicted (no extent given), Dice over the whole
-volume excluding the support slice; with and without keeping only the 3D components connected
-to the support.
+organ's extent, every other slice of the volume predicted, Dice over the whole volume excluding
+the support slice: as is, keeping only the 3D components connected to the support, and with the
+organ's slice range given (as the user can in the app and with ``--slices``).
 """
 from __future__ import annotations
 
@@ -100,13 +100,15 @@ def evaluate_same_volume(
 
     Returns
     -------
-    ``{"dice": {organ: {case: dice}}, "dice_connected": {...}}`` (connected = only 3D components
-    touching the support kept, as the app and ``lobule fewshot segment`` do by default).
+    ``{"dice": {organ: {case: dice}}, "dice_connected": {...}, "dice_in_extent": {...}}``:
+    connected = only 3D components touching the support kept (the app's and ``lobule fewshot
+    segment``'s default); in_extent = slices outside the organ's extent left empty (the user gives
+    the organ's first and last slice, as the protocol does).
     """
-    out = {"dice": {}, "dice_connected": {}}
+    out = {"dice": {}, "dice_connected": {}, "dice_in_extent": {}}
     for organ in organs:
         name = ORGANS.get(organ, str(organ))
-        plain, connected = {}, {}
+        plain, connected, in_extent = {}, {}, {}
         for case in cases:
             present = case.organ_slices(organ)
             if present.size == 0:
@@ -120,11 +122,18 @@ def evaluate_same_volume(
             plain[case.case_id] = dice(raw[:, :, others], truth[:, :, others])
             kept = connected_to_supports(raw, supports)
             connected[case.case_id] = dice(kept[:, :, others], truth[:, :, others])
+            # slices are predicted independently: restricting to the organ's extent = zeroing the rest
+            ranged = raw.copy()
+            ranged[:, :, : present[0]] = False
+            ranged[:, :, present[-1] + 1 :] = False
+            in_extent[case.case_id] = dice(ranged[:, :, others], truth[:, :, others])
             if log is not None:
                 log(f"  {name}: volume {case.case_id}, support slice {k}: Dice {100 * plain[case.case_id]:.1f} "
-                    f"(connected to support: {100 * connected[case.case_id]:.1f})")
+                    f"(connected to support: {100 * connected[case.case_id]:.1f}, "
+                    f"organ's slice range given: {100 * in_extent[case.case_id]:.1f})")
         out["dice"][name] = plain
         out["dice_connected"][name] = connected
+        out["dice_in_extent"][name] = in_extent
     return out
 
 

@@ -48,6 +48,7 @@ def test_protocol_and_same_volume_on_synthetic_cases(synthetic_data):
     same = evaluate_same_volume(_threshold_predictor, cases, [1])
     assert set(same["dice"]["liver"]) == {"1", "2", "3"}
     assert min(same["dice_connected"]["liver"].values()) > 0.95
+    assert min(same["dice_in_extent"]["liver"].values()) >= min(same["dice"]["liver"].values())
 
 
 def test_segment_volume_uses_nearest_support_and_connectivity():
