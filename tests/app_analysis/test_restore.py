@@ -46,7 +46,8 @@ def test_finetune_dialog_trains_on_corrections_and_switches_model(tab, open_demo
                     user_models_dir() / "tiny-parent.json")
     open_demo(tab)
     panel = tab.analysis_panel
-    assert [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())] == ["tiny-parent", "classical"]
+    items = [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())]
+    assert items[0] == "tiny-parent" and items[-1] == "classical"  # the bundled liver-hne may sit between
     assert not panel.finetune_button.isEnabled()
     tab.analysis.add_region(box(800, 300, 1100, 600))
     panel.area_combo.setCurrentText("Region 1")
