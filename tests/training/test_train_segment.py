@@ -112,3 +112,32 @@ def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, 
     assert metrics["comparison"]["classical"]["lipid_droplets_dice"] > 0.9
     assert set(metrics["summary"]) == {"lipid_droplets_iou", "lipid_droplets_dice", "measured_on"}
     assert json.loads(card_path.read_text())["weights"]["sha256"] == card["weights"]["sha256"]
+
+
+def test_init_and_backbone_cards_start_the_run(tmp_path, tiles, tiny_arguments, tiny_card, capsys):
+    from lobule.inference.cli import run
+    from lobule.inference.segdata import write_png
+    from lobule.models.checkpoint import load_checkpoint, save_checkpoint
+    from lobule.models.resnet import ResNet
+
+    backbone = ResNet(depth=18, base_width=4)
+    torch.nn.init.constant_(backbone.conv1.weight, 0.125)
+    backbone_card = save_checkpoint(backbone, {"name": "tiny-dino", "task": "backbone", "architecture": "resnet",
+                                               "arguments": {"depth": 18, "base_width": 4}}, tmp_path / "dino.json")
+    data = tmp_path / "data"
+    for sub in ("images", "labels"):
+        (data / sub).mkdir(parents=True)
+    write_png(data / "images" / "t.png", tiles[0][0])
+    write_png(data / "labels" / "t.png", tiles[0][1])
+    out = tmp_path / "run" / "m.json"
+    code = run(["train", "segment", str(data), "--work", str(tmp_path / "run"), "--out", str(out), "--arch",
+                "deeplabv3plus", "--depth", "18", "--base-width", "4", "--head-channels", "8", "--arg",
+                "low_level_channels=8", "--iterations", "1", "--batch", "1", "--crop", "32", "--lr", "0",
+                "--device", "cpu", "--init", str(tiny_card), "--backbone", str(backbone_card)])
+    assert code == 0, capsys.readouterr().err
+    model, card = load_checkpoint(out)
+    assert card["lineage"]["init"]["name"] == "tiny" and card["lineage"]["backbone"]["name"] == "tiny-dino"
+    # lr 0: the weights are what the cards gave (the backbone loaded after --init)
+    assert torch.allclose(model.backbone.conv1.weight, torch.full_like(model.backbone.conv1.weight, 0.125), atol=1e-3)
+    parent, _ = load_checkpoint(tiny_card)
+    assert torch.allclose(model.decoder.classifier.weight, parent.decoder.classifier.weight, atol=1e-3)
