@@ -103,6 +103,18 @@ def _move_slide_view(window, magnification, center, timeout: float) -> bool:
     return wait_until(view.is_viewport_complete, timeout)
 
 
+def _settle(app, seconds: float = 0.3) -> None:
+    """Let posted layout requests and zero-delay timers run (widgets added when the last results
+    arrived are laid out only then), so the grab shows the final layout."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.sendPostedEvents()
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
                     size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0,
                     magnification: float | None = None, center: tuple[float, float] | None = None,
@@ -141,7 +153,7 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
             done = _move_slide_view(window, magnification, center, timeout)
         if not done:
             raise LobuleError(f"{Path(path).name}: timed out after {timeout:g} s waiting for the view to load")
-        app.processEvents()
+        _settle(app)
         image = window.grab().toImage()
         with atomic_path(png) as tmp:
             if not image.save(str(tmp), "PNG"):
