@@ -41,6 +41,7 @@ def register(commands, train) -> None:
     s.add_argument("--slices", default=None, metavar="FIRST:LAST",
                    help="only these slices (inclusive) may hold the organ; the others stay empty (default: all)")
     s.add_argument("--csv", default=None, metavar="CSV", help="also write the organ volume and slice areas as CSV")
+    s.add_argument("--organ", default="organ", help="organ name written in the CSV (e.g. liver)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
     s.set_defaults(func=_segment)
 
@@ -133,9 +134,9 @@ def _segment(args: argparse.Namespace) -> int:
     save_mask_nifti(result, volume, out)
     ml = organ_volume_ml(result, volume)
     if args.csv:
-        write_numbers_csv(args.csv, result, volume, "organ", [args.support_slice], predictor.card.get("name", args.model))
+        write_numbers_csv(args.csv, result, volume, args.organ, [args.support_slice], predictor.card.get("name", args.model))
     slices = int(result.any(axis=(0, 1)).sum())
-    print(f"{out}: organ {ml:.1f} mL in {slices} of {volume.shape[2]} slices "
+    print(f"{out}: {args.organ} {ml:.1f} mL in {slices} of {volume.shape[2]} slices "
           f"(model {predictor.card.get('name')}, {time.monotonic() - started:.1f} s)")
     return 0
 

@@ -27,7 +27,7 @@ def test_segment_writes_a_mask_with_the_input_geometry(tmp_path, nibabel_data, t
     out = tmp_path / "seg.nii.gz"
     code, stdout, stderr = _run(["fewshot", "segment", str(source), "--support-slice", "12", "--support-mask",
                                  str(mask_path), "--out", str(out), "--model", "tiny-dpcenet",
-                                 "--csv", str(tmp_path / "n.csv")], capsys)
+                                 "--csv", str(tmp_path / "n.csv"), "--organ", "liver"], capsys)
     assert code == 0, stderr
     assert "mL" in stdout and "orientation: the file is LAS" in stderr
     seg = nib.load(str(out))
@@ -37,6 +37,7 @@ def test_segment_writes_a_mask_with_the_input_geometry(tmp_path, nibabel_data, t
     assert data.dtype == np.uint8 and set(np.unique(data)) <= {0, 1}
     np.testing.assert_array_equal(data[:, :, 12], labels[:, :, 12])  # the support slice is kept
     assert (tmp_path / "n.csv").read_text().startswith("quantity,slice,position_mm,value,unit")
+    assert "organ,,,liver," in (tmp_path / "n.csv").read_text() and "liver" in stdout
 
     # a 2D image of the slice as shown (RAS+: first axis flipped) works too
     plane = (labels[::-1, :, 12] * 255).astype(np.uint8)
