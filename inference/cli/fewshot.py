@@ -278,7 +278,7 @@ def _record_metrics(cards: list[Path], result: dict) -> None:
         }
         if "same_volume" in result:
             entry["same_volume_dice_percent"] = result["same_volume"]
-        folds = "-".join(str(r["fold"]) for r in result["runs"])
+        folds = "-".join(str(f) for f in sorted({r["fold"] for r in result["runs"]}, key=str))
         metrics[f"chaos_t2_{result['protocol']}_{result['architecture']}_folds_{folds}"] = entry
         with atomic_write(path, "w", encoding="utf-8") as handle:
             json.dump(card, handle, indent=2)
