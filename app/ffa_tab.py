@@ -31,7 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth
-from lobule.app.ffa_worker import BackgroundCall, SegmentationJob, error_text
+from lobule.app.errors import error_message as error_text
+from lobule.app.ffa_worker import BackgroundCall, SegmentationJob
 from lobule.inference.errors import InputError
 
 DEFAULT_MODEL = "ffa-cnp"

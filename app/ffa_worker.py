@@ -75,18 +75,6 @@ class _Runner(QRunnable):
         self.job._run()
 
 
-def error_text(error: BaseException) -> str:
-    """The one line a user sees: a LobuleError's message, an OSError's reason and file, or the
-    type and message of anything else (a bug)."""
-    from lobule.models.errors import LobuleError
-
-    if isinstance(error, LobuleError):
-        return str(error)
-    if isinstance(error, OSError):
-        where = f": {error.filename}" if getattr(error, "filename", None) else ""
-        return f"{error.strerror or error}{where}"
-    text = " ".join(str(error).split())
-    return f"unexpected error ({type(error).__name__}){': ' + text if text else ''}"
 
 
 class BackgroundCall(QObject):

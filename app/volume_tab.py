@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from lobule.app.volume_view import BRUSH, ERASE, NAVIGATE, POLYGON, VolumeView, overlay_rgba
-from lobule.app.volume_worker import error_text as error_message
+from lobule.app.errors import error_message
 from lobule.app.volume_worker import start_job
 from lobule.inference.volume.window import PRESET_NAMES, default_preset, window_levels
 

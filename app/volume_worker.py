@@ -47,17 +47,6 @@ class _Job(QRunnable):
 _alive: set[JobRelay] = set()
 
 
-def error_text(error: BaseException) -> str:
-    """One line for the user: a LobuleError's message, an OSError's reason and file, else the type."""
-    from lobule.models.errors import LobuleError
-
-    if isinstance(error, LobuleError):
-        return str(error)
-    if isinstance(error, OSError):
-        where = f": {error.filename}" if getattr(error, "filename", None) else ""
-        return f"{error.strerror or error}{where}"
-    text = " ".join(str(error).split())
-    return f"unexpected error ({type(error).__name__}){': ' + text if text else ''}"
 
 
 def start_job(fn: Callable[[JobRelay], Any], on_done: Callable[[Any], None],
