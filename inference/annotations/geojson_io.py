@@ -35,6 +35,7 @@ from shapely.geometry import box, mapping, shape
 
 from lobule.inference.annotations.regionset import unique_name
 from lobule.inference.errors import InputError
+from lobule.inference.export.geojson import feature_json
 from lobule.inference.regions import Region, as_area, feature_collection
 from lobule.models.atomic import atomic_write
 
@@ -361,16 +362,8 @@ def write_geojson(path: str | os.PathLike, regions, labels=None, *, class_masks:
                     feature["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"lobule-correction:{feature['id']}"))
                 features.append(feature)
             for feature in features:
-                handle.write(("\n" if first else ",\n") + _feature_json(feature))
+                handle.write(("\n" if first else ",\n") + feature_json(feature))
                 first = False
         handle.write("\n]}\n")
     return path
 
-
-def _feature_json(feature: dict) -> str:
-    """One Feature as JSON; its geometry may already be a GeoJSON string (big class outlines)."""
-    geometry = feature["geometry"]
-    if not isinstance(geometry, str):
-        geometry = json.dumps(geometry)
-    head = json.dumps({k: v for k, v in feature.items() if k not in ("geometry", "properties")})[:-1]
-    return f'{head}, "geometry": {geometry}, "properties": {json.dumps(feature["properties"])}}}'

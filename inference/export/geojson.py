@@ -83,13 +83,15 @@ def write_classes_geojson(path: str | Path, store, regions, results=None, max_pi
             features = ([region.to_feature()] if not region.geometry.is_empty else [])
             features += class_features(store, region, result, max_pixels)
             for feature in features:
-                handle.write(("\n" if first else ",\n") + _feature_json(feature))
+                handle.write(("\n" if first else ",\n") + feature_json(feature))
                 first = False
         handle.write("\n]}\n")
     return path
 
 
-def _feature_json(feature: dict) -> str:
+def feature_json(feature: dict) -> str:
+    """One Feature as JSON text; its geometry may already be a GeoJSON string (big class outlines
+    are serialised once, not parsed back)."""
     geometry = feature["geometry"]
     if not isinstance(geometry, str):
         geometry = json.dumps(geometry)
