@@ -193,7 +193,8 @@ def list_checkpoints(task: str | None = None,
     optionally only those of ``task``.
 
     ``broken``: if a list is given, each ``*.json`` card that cannot be read or validated is
-    appended to it as ``(path, one-line reason)`` instead of being skipped silently.
+    appended to it as ``(path, one-line reason)`` instead of being skipped silently (JSON files
+    with none of the card keys ``format``, ``architecture``, ``weights`` are not cards).
     """
     seen: dict[str, tuple[Path, dict[str, Any]]] = {}
     for folder in model_dirs():
@@ -203,11 +204,11 @@ def list_checkpoints(task: str | None = None,
             try:
                 card = read_card(card_path)
             except CheckpointError as exc:
-                if broken is not None:
+                if broken is not None and _looks_like_card(card_path):
                     broken.append((card_path, str(exc)))
                 continue
             if card.get("format") != CARD_FORMAT:
-                if broken is not None:
+                if broken is not None and "format" in card:
                     broken.append((card_path, f"checkpoint card {card_path.name}: format is not {CARD_FORMAT}"))
                 continue
             seen.setdefault(card["name"], (card_path, card))
@@ -215,6 +216,16 @@ def list_checkpoints(task: str | None = None,
     if task is not None:
         items = [item for item in items if item[1].get("task") == task]
     return items
+
+
+def _looks_like_card(path: Path) -> bool:
+    """True unless ``path`` is valid JSON without any card key (other JSON files in a models
+    folder, e.g. notes, are not cards); a file that is not valid JSON counts as a broken card."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return True
+    return not isinstance(data, dict) or any(key in data for key in ("format", "architecture", "weights"))
 
 
 def save_checkpoint(model, card: dict[str, Any], card_path: str | os.PathLike, dtype: str = "float16") -> Path:
