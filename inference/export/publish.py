@@ -12,11 +12,11 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from lobule.inference.errors import InputError
+from lobule.models.atomic import clean_stale_parts, part_name
 
 
 def prepare_output_dir(out: str | os.PathLike) -> Path:
@@ -53,7 +53,8 @@ def staged_output(out: str | os.PathLike) -> Iterator[Path]:
     exists = out.is_dir()
     parent = out if exists else out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{out.name}.part-{uuid.uuid4().hex[:8]}"
+    clean_stale_parts(parent, out.name)  # debris of killed runs
+    tmp = parent / part_name(out.name)
     tmp.mkdir()
     try:
         yield tmp
