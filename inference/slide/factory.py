@@ -227,6 +227,12 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
         if reader is not None:
             return _accept(reader)
         if not is_tiff:
+            if is_dicom:
+                from lobule.inference.slide.dicom_check import missing_wsi_attributes
+
+                plain = missing_wsi_attributes(path)
+                if plain is not None:
+                    raise SlideError(f"{path.name}: cannot open: {plain}")
             raise SlideError(f"{path.name}: cannot open {vendor} slide: {error}")
     if is_dicom:
         raise UnsupportedFormatError(
