@@ -110,8 +110,8 @@ def predict(args: argparse.Namespace) -> int:
     angiograms = [read_angiogram(p) for p in inputs]  # every input checked before any work
     segmenter = CNPSegmenter.from_checkpoint(args.model, args.device)
     threshold = segmenter.threshold if args.threshold is None else args.threshold
-    out = prepare_output_dir(out)
-    out.mkdir(exist_ok=True)
+    out = prepare_output_dir(out)  # checked, created only now that every input passed
+    out.mkdir(parents=True, exist_ok=True)
     rows = []
     for angiogram in angiograms:
         for warning in angiogram.warnings:

@@ -42,7 +42,7 @@ def test_analyze_mpp_bounds(bad, outroot, lobule, mpp):
 def test_analyze_one_pixel_image_is_too_small(bad, outroot, lobule, name):
     """A 1x1 PNG used to report "parenchyma 100 %"; a 1x1 TIFF "unsupported pixel layout (3,)"."""
     path = getattr(bad, name)
-    result = lobule("analyze", path, "--out", outroot / "result", "--mpp", "0.5", *CLASSICAL)
+    result = lobule("analyze", path, "--out", outroot / "new folder" / "result", "--mpp", "0.5", *CLASSICAL)
     assert_refused(result, path.name, "1x1 px is too small to analyse", outroot=outroot)
 
 
@@ -167,7 +167,7 @@ def test_ffa_predict_bad_options_write_nothing(bad, outroot, lobule, options, wo
 ])
 def test_ffa_predict_bad_images(bad, outroot, lobule, name, words):
     """Every input checked (from headers, before decoding) before the first mask is written."""
-    result = lobule("ffa", "predict", bad.angiogram, getattr(bad, name), "--out", outroot / "cnp")
+    result = lobule("ffa", "predict", bad.angiogram, getattr(bad, name), "--out", outroot / "new folder" / "cnp")
     assert_refused(result, *words, outroot=outroot)
 
 
