@@ -37,6 +37,9 @@ from lobule.models.errors import CheckpointError, UnknownModelError
 CARD_FORMAT = "lobule-checkpoint/1"
 REQUIRED_KEYS = ("name", "task", "architecture", "arguments", "weights")
 USER_MODELS_ENV = "LOBULE_MODELS_DIR"
+# plausible input.mpp of a card: the slide bound of lobule.inference.slide.levels.MPP_RANGE
+# (a model at 1e-9 um/px would make every analysis grid endless)
+CARD_MPP_RANGE = (0.05, 20.0)
 # card "task" -> what the model is, in the user's words
 TASK_NAMES = {"liver-hne": "a liver H&E model", "ffa-cnp": "an FFA model", "fewshot": "an MRI/CT few-shot model"}
 
@@ -106,7 +109,7 @@ def validate_card(card: Any, label: str) -> None:
     ``name``, ``task``, ``architecture`` are non-empty strings; ``arguments`` and ``weights``
     objects; ``weights.file`` a plain file name (the weights live beside the card: no folder
     part, no ``..``); ``weights.sha256`` a string; ``classes`` a list; ``input`` an object whose
-    ``mpp`` is a positive number or null and ``tile_size`` an integer of 16..8192 px.
+    ``mpp`` is null or a number in :data:`CARD_MPP_RANGE` and ``tile_size`` an integer of 16..8192 px.
     Argument values are checked by building the architecture (see :func:`load_checkpoint`).
 
     Raises
@@ -148,8 +151,8 @@ def validate_card(card: Any, label: str) -> None:
     if not isinstance(spec, dict):
         raise bad("input", "an object", spec)
     mpp = spec.get("mpp")
-    if mpp is not None and not (_is_number(mpp) and mpp > 0):
-        raise bad("input.mpp", "a positive number of micrometres per pixel", mpp)
+    if mpp is not None and not (_is_number(mpp) and CARD_MPP_RANGE[0] <= mpp <= CARD_MPP_RANGE[1]):
+        raise bad("input.mpp", f"a number of micrometres per pixel in {CARD_MPP_RANGE[0]}..{CARD_MPP_RANGE[1]}", mpp)
     tile = spec.get("tile_size")
     if tile is not None and not (isinstance(tile, int) and not isinstance(tile, bool) and 16 <= tile <= 8192):
         raise bad("input.tile_size", "an integer of 16..8192 px", tile)
