@@ -223,12 +223,12 @@ def test_view_one_pixel_tiff_opens(bad, outroot, lobule, qapp):
     assert (outroot / "shot.png").stat().st_size > 0
 
 
-def test_view_timeout_exits_promptly(pyramid_tiff, outroot, lobule_process):
+def test_view_timeout_exits_promptly(demo_slide, outroot, lobule_process):
     """After its timeout message the process ends at once (it used to wait for the loader
     threads); the subprocess timeout bounds the wait."""
-    result = lobule_process("view", pyramid_tiff, "--screenshot", outroot / "shot.png", "--timeout", "0.01",
+    result = lobule_process("view", demo_slide, "--screenshot", outroot / "shot.png", "--timeout", "0.01",
                             timeout=90)
-    assert_refused(result, "pyramid.tif", "timed out", outroot=outroot)
+    assert_refused(result, demo_slide.name, "timed out", outroot=outroot)
 
 
 # --- debris of killed runs, and a slide that changes under a run --------------------------------
