@@ -3,6 +3,7 @@ GUI ones (``gui``, ``view``), whose Qt imports happen only when they run."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,12 +46,22 @@ def _gui(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
-    from lobule.app.launch import quiet_qt_warnings, save_screenshot
+    from lobule.app.launch import ViewTimeout, quiet_qt_warnings, save_screenshot
 
     quiet_qt_warnings()
-    out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout,
-                          magnification=args.magnification, center=args.center,
-                          tab=TABS[args.tab] if args.tab else None)
+    if not args.timeout > 0:
+        raise LobuleError(f"--timeout must be a positive number of seconds, got {args.timeout}")
+    try:
+        out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout,
+                              magnification=args.magnification, center=args.center,
+                              tab=TABS[args.tab] if args.tab else None)
+    except ViewTimeout as exc:
+        # Tile and overview loader threads may still be decoding (a slow or huge slide); waiting
+        # for them would keep the process alive long after --timeout. Nothing is half-written
+        # (the screenshot is atomic), so leave at once.
+        print(f"lobule: error: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
     print(out)
     return 0
 

@@ -13,6 +13,10 @@ from lobule.models.errors import LobuleError
 SCREENSHOT_SIZE = (1600, 1000)
 
 
+class ViewTimeout(LobuleError):
+    """``lobule view`` gave up waiting for the view to load (its loader threads may still run)."""
+
+
 def application():
     """The QApplication (created on first use)."""
     from PySide6.QtWidgets import QApplication
@@ -129,8 +133,9 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
     Raises
     ------
     LobuleError
-        The file cannot be opened (its one-line reason), the PNG's folder does not exist, or
-        loading took longer than ``timeout`` seconds.
+        The file cannot be opened (its one-line reason) or the PNG's folder does not exist.
+    ViewTimeout
+        Loading took longer than ``timeout`` seconds.
     """
     png = Path(png)
     if not png.parent.is_dir():
@@ -152,7 +157,7 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
         if done and target == "slide" and (magnification or center):
             done = _move_slide_view(window, magnification, center, timeout)
         if not done:
-            raise LobuleError(f"{Path(path).name}: timed out after {timeout:g} s waiting for the view to load")
+            raise ViewTimeout(f"{Path(path).name}: timed out after {timeout:g} s waiting for the view to load")
         _settle(app)
         image = window.grab().toImage()
         with atomic_path(png) as tmp:

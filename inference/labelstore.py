@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.errors import InputError
+from lobule.models.atomic import clean_stale_parts, part_name
 
 FORMAT = "lobule-labelstore/1"
 DISPLAY_CHUNK = 512
@@ -307,7 +308,8 @@ class LabelStoreWriter:
         self.shape = (int(shape[0]), int(shape[1]))
         self.attrs = dict(attrs)
         self.tissue = tissue
-        self._tmp = self.path.parent / f".{self.path.name}.part-{uuid.uuid4().hex[:8]}"
+        clean_stale_parts(self.path.parent, self.path.name)  # debris of killed runs
+        self._tmp = self.path.parent / part_name(self.path.name)
         self._group = zarr.open_group(str(self._tmp), mode="w")
         self._level0 = self._group.create_array("labels/0", shape=self.shape, chunks=(chunk, chunk),
                                                 dtype="uint8", fill_value=0)

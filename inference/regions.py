@@ -13,6 +13,7 @@ Rasterisation convention: a pixel belongs to a geometry when its centre lies ins
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,9 @@ def read_geojson(path: str | Path) -> list[Region]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"region file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except IsADirectoryError:
+        raise InputError(f"region file {path} is a folder, not a GeoJSON file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"region file {path.name} is not valid GeoJSON: {exc}") from None
     return regions_from_geojson(data, source=path.name)
 
@@ -106,10 +109,13 @@ def regions_from_geojson(data, source: str = "GeoJSON") -> list[Region]:
     features = _features(data, source)
     regions: list[Region] = []
     used: dict[str, int] = {}
-    for feature in features:
+    for number, feature in enumerate(features, 1):
         geometry_json = feature.get("geometry")
         if not isinstance(geometry_json, dict):
             continue
+        bad = _bad_coordinate(geometry_json)
+        if bad is not None:  # before shapely/GEOS, which would warn and fail in their own words
+            raise InputError(f"{source}: feature {number} has a coordinate that is not a finite number ({bad})")
         try:
             geometry = as_area(shape(geometry_json))
         except (ValueError, TypeError, AttributeError, shapely.errors.ShapelyError) as exc:
@@ -127,11 +133,36 @@ def regions_from_geojson(data, source: str = "GeoJSON") -> list[Region]:
         used[name] = used.get(name, 0) + 1
         if used[name] > 1:
             name = f"{name} ({used[name]})"
-        regions.append(Region(name, geometry, cls_name, tuple(int(c) for c in colour[:3]) if colour else None,
-                              dict(props)))
+        regions.append(Region(name, geometry, cls_name, _colour(colour), dict(props)))
     if not regions:
         raise InputError(f"{source} holds no Polygon or MultiPolygon region")
     return regions
+
+
+def _bad_coordinate(geometry_json: dict) -> str | None:
+    """The first coordinate value of a GeoJSON geometry that is not a finite number (NaN,
+    Infinity, a string...), as text; None when all are finite numbers."""
+    stack = [geometry_json.get("coordinates", [])]
+    stack += [g for g in geometry_json.get("geometries") or [] if isinstance(g, dict)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.append(item.get("coordinates", []))
+            stack += [g for g in item.get("geometries") or [] if isinstance(g, dict)]
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, bool) or not isinstance(item, (int, float)) or not math.isfinite(item):
+            return json.dumps(item)[:40] if not isinstance(item, float) else str(item)
+    return None
+
+
+def _colour(colour) -> tuple[int, int, int] | None:
+    """An (r, g, b) colour from a classification colour, or None if it is not three numbers."""
+    try:
+        values = tuple(int(c) for c in colour[:3])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return values if len(values) == 3 else None
 
 
 def _features(data, source: str) -> list[dict]:

@@ -74,7 +74,7 @@ def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | Non
     from lobule.models.checkpoint import load_checkpoint
     from lobule.models.train_segment import to_input
 
-    model, card = load_checkpoint(name_or_path, device=device)
+    model, card = load_checkpoint(name_or_path, device=device, task="liver-hne")
     spec = card.get("input") or {}
     if not spec.get("mpp"):
         raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")

@@ -41,7 +41,7 @@ def register(commands, train) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from lobule.inference.engine import analyze_slide, load_predictor, slide_info, slide_mpp
+    from lobule.inference.engine import analyze_slide, check_analysable, load_predictor, slide_info
     from lobule.inference.errors import InputError
     from lobule.inference.export import export_analysis, prepare_output_dir
     from lobule.inference.labelstore import analysis_dir, find_store, store_name
@@ -55,7 +55,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     out = prepare_output_dir(args.out)
     roi = read_geojson(args.roi) if args.roi else None
     with open_slide(args.slide, mpp=args.mpp) as slide:
-        slide_mpp(slide)  # refuses a slide without mpp, naming --mpp
+        check_analysable(slide)  # refuses a slide without mpp (naming --mpp) or too small to analyse
         regions = [clip_to_slide(region, slide.dimensions) for region in roi] if roi else None
         predictor = load_predictor(args.model, args.device)
         info = slide_info(slide)

@@ -89,13 +89,15 @@ def _check_threshold(threshold: float | None) -> None:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from lobule.inference.export import prepare_output_dir
     from lobule.inference.ffa.export import write_csv, write_json, write_mask_png, write_overlay_png
     from lobule.inference.ffa.io import read_angiogram
     from lobule.inference.ffa.predictor import CNPSegmenter
     from lobule.inference.ffa.preprocess import field_of_view
-    from lobule.inference.ffa.quantify import cnp_area
+    from lobule.inference.ffa.quantify import check_scale, cnp_area
 
     _check_threshold(args.threshold)
+    check_scale(args.um_per_px, args.fov_degrees)  # every option checked before anything is written
     out = Path(args.out)
     inputs = [Path(p) for p in args.images]
     stems = [p.stem for p in inputs]
@@ -108,6 +110,7 @@ def predict(args: argparse.Namespace) -> int:
     angiograms = [read_angiogram(p) for p in inputs]  # every input checked before any work
     segmenter = CNPSegmenter.from_checkpoint(args.model, args.device)
     threshold = segmenter.threshold if args.threshold is None else args.threshold
+    out = prepare_output_dir(out)  # checked, created only now that every input passed
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for angiogram in angiograms:

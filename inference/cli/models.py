@@ -4,7 +4,8 @@ Without NAME: one line per installed checkpoint (name, task, architecture, input
 weights size, where it is installed; then the card's headline metrics). With NAME (an installed
 name or a card path): that card in full. ``--verify`` also loads the weights, checking sha256,
 architecture, shapes and class count (:func:`lobule.models.checkpoint.load_checkpoint`).
-Folders searched, in order: ``$LOBULE_MODELS_DIR``, ``~/.lobule/models``, the bundled models.
+A card that cannot be read or validated is listed as BROKEN with its reason; ``--verify`` reports
+every card and exits 1 if any is broken. Folders searched, in order: ``$LOBULE_MODELS_DIR``, ``~/.lobule/models``, the bundled models.
 """
 from __future__ import annotations
 
@@ -66,17 +67,18 @@ def run(args) -> int:
             card["verified"] = _verify(card_path)
         print(json.dumps(card, indent=2))
         return 0 if not args.verify or card["verified"] == "ok" else 1
-    items = list_checkpoints()
+    broken_cards: list[tuple[Path, str]] = []
+    items = list_checkpoints(broken=broken_cards)
     if args.json:
-        cards = []
+        cards = [{"path": str(path), "broken": reason} for path, reason in broken_cards]
         for path, card in items:
             card = dict(card, path=str(path))
             if args.verify:
                 card["verified"] = _verify(path)
             cards.append(card)
         print(json.dumps(cards, indent=2))
-        return 0
-    if not items:
+        return 1 if args.verify and (broken_cards or any(c.get("verified", "ok") != "ok" for c in cards)) else 0
+    if not items and not broken_cards:
         print("no models installed")
         return 0
     print(f"{'NAME':<20} {'TASK':<10} {'ARCHITECTURE':<26} {'MPP':>5} {'CLASSES':>7} {'WEIGHTS':>9}  PATH")
@@ -93,4 +95,6 @@ def run(args) -> int:
             status = _verify(path)
             broken += status != "ok"
             print(f"{'':<20} weights: {status}")
-    return 1 if broken else 0
+    for path, reason in broken_cards:  # listed, never silently dropped
+        print(f"{path.stem:<20} BROKEN: {reason}")
+    return 1 if args.verify and (broken or broken_cards) else 0

@@ -32,6 +32,7 @@ from pathlib import Path
 from lobule.inference.errors import InputError
 
 DEFAULT_ITERATIONS = 100_000
+MIN_SEGMENT_SIDE = 16  # px; smaller images hold no cell to segment (a 1x1 PNG is refused)
 
 
 def register(commands, train) -> None:
@@ -120,13 +121,29 @@ def run_segment(args) -> int:
         raise InputError("no images given (or use --evaluate SET_JSON)")
     if len(models) > 1:
         raise InputError("give one --model when segmenting images (several only with --evaluate)")
+    _check_tiling(args)
+    if args.mpp is not None:
+        from lobule.inference.slide.levels import parse_mpp
+
+        parse_mpp(args.mpp)
     paths = [Path(p) for p in args.images]
     for path in paths:
+        if path.is_dir():
+            raise InputError(f"{path} is a folder, not an image")
         if not path.is_file():
             raise InputError(f"image not found: {path}")
-    if args.labels and not Path(args.labels).is_dir():
-        raise InputError(f"label folder not found: {args.labels}")
+    if args.labels:
+        labels = Path(args.labels)
+        if not labels.is_dir():
+            raise InputError(f"label folder not found: {args.labels}")
+        for path in paths:
+            if not (labels / f"{path.stem}.png").is_file():
+                raise InputError(f"label map not found: {labels / (path.stem + '.png')}")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} exists and is not a folder")
     segmenter = load_segmenter(models[0], device=args.device, **_tiling(args))
+    for path in paths:  # every image decoded once before anything is written
+        _check_image(path)
     mpp = args.mpp
     if mpp is None:
         mpp = segmenter.mpp or 0.5
@@ -134,6 +151,41 @@ def run_segment(args) -> int:
               f"({'the model' + chr(39) + 's' if segmenter.mpp else 'the classical labeller default'})", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     return _segment_images(paths, output_names(paths), segmenter, mpp, out, args)
+
+
+def _check_tiling(args) -> None:
+    """--tile, --overlap and --batch: tiles of 32..8192 px sharing at most half their side."""
+    if args.tile is not None and not 32 <= args.tile <= 8192:
+        raise InputError(f"--tile must be 32..8192 px, got {args.tile}")
+    if args.overlap < 0:
+        raise InputError(f"--overlap must be 0 or more px, got {args.overlap}")
+    if args.tile is not None and args.overlap > args.tile // 2:
+        raise InputError(f"--overlap {args.overlap} must be at most half of --tile {args.tile} "
+                         f"(neighbouring tiles would cover each other)")
+    if args.batch < 1:
+        raise InputError(f"--batch must be at least 1, got {args.batch}")
+
+
+def _check_image(path: Path) -> None:
+    """Refuse an image too large (from its header) or too small, or that does not decode."""
+    from PIL import Image
+
+    from lobule.inference.segdata import read_rgb
+    from lobule.inference.slide.image import MAX_PIXELS
+
+    Image.MAX_IMAGE_PIXELS = None  # the size is checked here
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - not an image Pillow knows; read_rgb says what is wrong
+        width = height = None
+    if width is not None and width * height > MAX_PIXELS:
+        raise InputError(f"{path.name}: {width}x{height} px is too large for a plain image; "
+                         "convert it to a pyramidal TIFF and use lobule analyze")
+    height, width = read_rgb(path).shape[:2]
+    if min(width, height) < MIN_SEGMENT_SIDE:
+        raise InputError(f"{path.name}: {width}x{height} px is too small to segment "
+                         f"(at least {MIN_SEGMENT_SIDE}x{MIN_SEGMENT_SIDE} px)")
 
 
 def _tiling(args) -> dict:

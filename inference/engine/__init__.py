@@ -8,7 +8,7 @@ Main entry points::
 
 torch is imported lazily (only when a torch predictor is built).
 """
-from lobule.inference.engine.analysis import AnalysisResult, analyze_slide, slide_info, slide_mpp
+from lobule.inference.engine.analysis import AnalysisResult, analyze_slide, check_analysable, slide_info, slide_mpp
 from lobule.inference.engine.device import select_device
 from lobule.inference.engine.predictor import (
     DEFAULT_MODEL,
@@ -30,6 +30,7 @@ __all__ = [
     "RunStats",
     "TorchPredictor",
     "analyze_slide",
+    "check_analysable",
     "choose_batch_size",
     "classical_predictor",
     "load_predictor",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.engine.runner import CancelFlag, Cancelled, ProgressEvent, RunStats, is_cancelled, run_tiles
-from lobule.inference.errors import MissingMppError
+from lobule.inference.errors import InputError, MissingMppError
 from lobule.inference.labelstore import LabelStore, LabelStoreWriter, slide_fingerprint
 from lobule.inference.tiling import TileGrid, make_grid
 from lobule.inference.tissue import TissueMask, TissueSettings, detect_tissue
@@ -45,6 +45,30 @@ def slide_mpp(slide) -> float:
             "(e.g. --mpp 0.25 for 40x, 0.5 for 20x scans)"
         )
     return float(np.mean(slide.mpp))
+
+
+# A slide narrower than this (level-0 px) holds no tissue worth quantifying: 64 px at 0.5 um/px
+# is 32 um, about two hepatocytes; a 1x1 image would otherwise report "parenchyma 100 %".
+MIN_ANALYSIS_SIDE = 64
+
+
+def check_analysable(slide) -> float:
+    """The slide's mpp (:func:`slide_mpp`) after checking it can be analysed at all.
+
+    Raises
+    ------
+    MissingMppError
+        If the slide does not state its mpp.
+    InputError
+        If a side is shorter than :data:`MIN_ANALYSIS_SIDE` px ("too small to analyse").
+    """
+    width, height = slide.dimensions
+    if min(width, height) < MIN_ANALYSIS_SIDE:
+        raise InputError(
+            f"{Path(slide.path).name}: {width}x{height} px is too small to analyse "
+            f"(at least {MIN_ANALYSIS_SIDE}x{MIN_ANALYSIS_SIDE} px)"
+        )
+    return slide_mpp(slide)
 
 
 def slide_info(slide) -> dict:
@@ -93,10 +117,12 @@ def analyze_slide(
     ------
     MissingMppError
         If the slide does not state its mpp.
+    InputError
+        If the slide is too small to analyse (:func:`check_analysable`).
     Cancelled
         If ``cancel`` was set; no store and no temporary files remain.
     """
-    mpp = slide_mpp(slide)
+    mpp = check_analysable(slide)
     if tissue is None:
         tissue = detect_tissue(slide, tissue_settings)
     if is_cancelled(cancel):

@@ -122,7 +122,7 @@ class TorchPredictor:
         """
         from lobule.models.checkpoint import load_checkpoint
 
-        model, card = load_checkpoint(name_or_path, device=device)
+        model, card = load_checkpoint(name_or_path, device=device, task="liver-hne")
         spec = card.get("input") or {}
         if not spec.get("mpp"):
             raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")

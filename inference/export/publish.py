@@ -12,27 +12,33 @@ import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from lobule.inference.errors import InputError
+from lobule.models.atomic import clean_stale_parts, part_name
 
 
 def prepare_output_dir(out: str | os.PathLike) -> Path:
-    """Check early (before a long run) that ``out`` can be written; create missing parents.
+    """Check early (before a long run) that ``out`` can be written, creating nothing.
+
+    The nearest existing folder of ``out`` (``out`` itself, or the ancestor its missing parents
+    will be made in when the export is published) must accept a new file.
 
     Raises
     ------
     InputError
-        If ``out`` is a file, or its folder cannot be created or written.
+        If ``out`` or an ancestor is a file, or the folder cannot be written.
     """
     out = Path(out).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a folder")
-    folder = out if out.exists() else out.parent
+    folder = out
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"output {out}: {folder} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".lobule-probe-"):
             pass
     except OSError as exc:
@@ -53,7 +59,8 @@ def staged_output(out: str | os.PathLike) -> Iterator[Path]:
     exists = out.is_dir()
     parent = out if exists else out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{out.name}.part-{uuid.uuid4().hex[:8]}"
+    clean_stale_parts(parent, out.name)  # debris of killed runs
+    tmp = parent / part_name(out.name)
     tmp.mkdir()
     try:
         yield tmp

@@ -17,6 +17,14 @@ from lobule.inference.errors import InputError, UnsupportedFormatError
 MIN_SIDE = 48
 """Smallest image side (px) accepted: the training patch size of the paper (48x48)."""
 
+MAX_PIXELS = 2**27
+"""Largest image accepted (134 megapixels, checked from the file header before decoding):
+ultra-widefield angiograms are about 4000x4000 px (16 megapixels)."""
+
+NOISE_CORRELATION = 0.3
+"""Correlation of horizontally neighbouring pixels below which an image is warned as noise
+(photographs, angiograms included, are above 0.8; independent noise is near 0)."""
+
 SATURATION_LIMIT = 0.25
 """Mean HSV saturation above which an image is colourful (fluorescein angiograms are gray)."""
 
@@ -107,6 +115,26 @@ def angiogram_warnings(rgb8: np.ndarray) -> list[str]:
     return []
 
 
+def noise_warnings(gray8: np.ndarray) -> list[str]:
+    """Warnings when a grayscale image has no picture in it: one value everywhere, or pixels
+    uncorrelated with their neighbours (random noise, e.g. a 16-bit file of sensor noise).
+
+    The neighbour correlation is Pearson's r between each pixel and the one to its right, on at
+    most 512 rows (every k-th row), compared with :data:`NOISE_CORRELATION`.
+    """
+    if gray8.size == 0 or int(gray8.min()) == int(gray8.max()):
+        return ["this image has one value everywhere: there is nothing to segment"]
+    rows = gray8[:: max(1, gray8.shape[0] // 512)].astype(np.float64)
+    left, right = rows[:, :-1].ravel(), rows[:, 1:].ravel()
+    if left.std() == 0 or right.std() == 0:
+        return []
+    r = float(np.corrcoef(left, right)[0, 1])
+    if r < NOISE_CORRELATION:
+        return [f"this image looks like random noise (neighbouring pixels correlate r = {r:.2f}, photographs "
+                f"> 0.8); CNP results on it are not meaningful"]
+    return []
+
+
 def _as_display(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(gray8, rgb8) from (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) pixels of any dtype."""
     if pixels.ndim == 3 and pixels.shape[2] == 1:
@@ -127,6 +155,9 @@ def _bit_depth(pixels: np.ndarray) -> int:
 def _read_raster(path: Path) -> np.ndarray:
     import cv2
 
+    size = _header_size(path)
+    if size is not None:
+        _check_size(path, *size)
     data = np.fromfile(path, dtype=np.uint8)
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if pixels is None:
@@ -138,14 +169,43 @@ def _read_raster(path: Path) -> np.ndarray:
     return pixels
 
 
+def _check_size(path: Path, width: int, height: int) -> None:
+    """Refuse, from the header, images too small for the model or too large to decode."""
+    if min(width, height) < MIN_SIDE:
+        raise InputError(
+            f"{path.name} is {width}x{height} px: too small for CNP segmentation (needs at least {MIN_SIDE}x{MIN_SIDE} px)"
+        )
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{path.name} is {width}x{height} px: too large for an angiogram (at most {MAX_PIXELS / 1e6:.0f} megapixels)"
+        )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a raster image's header (Pillow reads no pixels), or None."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # the size is checked here, not by Pillow's bomb warning
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # noqa: BLE001 - the decoder will say what is wrong
+        return None
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
+    from lobule.inference.slide.tifftiles import quiet_tifffile
+
     try:
-        with tifffile.TiffFile(path) as tif:
-            pixels = tif.series[0].levels[0].asarray()
-    except (tifffile.TiffFileError, ValueError, IndexError, KeyError) as exc:
-        raise UnsupportedFormatError(f"cannot read {path.name} as TIFF: {exc}") from None
+        with quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            level = tif.series[0].levels[0]
+            sizes = dict(zip(level.axes, level.shape))
+            _check_size(path, sizes.get("X", 1), sizes.get("Y", 1))
+            pixels = level.asarray()
+    except (tifffile.TiffFileError, ValueError, IndexError, KeyError, MemoryError) as exc:
+        raise UnsupportedFormatError(f"cannot read {path.name} as TIFF: {' '.join(str(exc).split())[:200]}") from None
     pixels = np.squeeze(pixels)
     if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
         pixels = np.moveaxis(pixels, 0, -1)  # planar RGB
@@ -200,12 +260,14 @@ def read_angiogram(path: str | Path) -> Angiogram:
 
     Returns
     -------
-    :class:`Angiogram`, with ``warnings`` set when the image looks like a colour photograph.
+    :class:`Angiogram`, with ``warnings`` set when the image looks like a colour photograph,
+    is blank, or looks like random noise (:func:`noise_warnings`).
 
     Raises
     ------
     InputError
-        The file is missing, a folder, empty, or smaller than 48x48 px.
+        The file is missing, a folder, empty, smaller than 48x48 px or larger than
+        :data:`MAX_PIXELS` (checked from the header before decoding).
     UnsupportedFormatError
         The file cannot be decoded.
     """
@@ -226,11 +288,14 @@ def read_angiogram(path: str | Path) -> Angiogram:
         pixels = _read_raster(path)
     if pixels.dtype == np.bool_:
         pixels = pixels.astype(np.uint8) * 255
-    gray8, rgb8 = _as_display(pixels)
+    try:
+        gray8, rgb8 = _as_display(pixels)
+    except InputError as exc:
+        raise InputError(f"{path.name}: {exc}") from None
     height, width = gray8.shape
     if min(height, width) < MIN_SIDE:
         raise InputError(
             f"{path.name} is {width}x{height} px: too small for CNP segmentation (needs at least {MIN_SIDE}x{MIN_SIDE} px)"
         )
-    warnings = angiogram_warnings(rgb8) if pixels.ndim == 3 else []
+    warnings = noise_warnings(gray8) + (angiogram_warnings(rgb8) if pixels.ndim == 3 else [])
     return Angiogram(path, pixels, gray8, rgb8, _bit_depth(pixels), um_per_px, tuple(warnings))

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from lobule.inference.errors import CheckpointError
 from lobule.inference.ffa.patches import OVERLAP, TILE, predict_tiled
 from lobule.inference.ffa.preprocess import field_of_view, preprocess
 
@@ -67,9 +66,7 @@ class CNPSegmenter:
         from lobule.models.checkpoint import load_checkpoint
 
         device = resolve_device(device)
-        model, card = load_checkpoint(name_or_path, device=device)
-        if card.get("task") != "ffa-cnp":
-            raise CheckpointError(f"{card.get('name')} is a {card.get('task')!r} model, not an FFA CNP model")
+        model, card = load_checkpoint(name_or_path, device=device, task="ffa-cnp")
         inference = card.get("inference", {})
         return cls(
             model,

@@ -14,6 +14,32 @@ import numpy as np
 from lobule.inference.errors import InputError
 
 UM_PER_DEGREE = 288.0
+# Plausible scales of a fundus image. Field of view: narrow-field lenses are 15-30 degrees,
+# ultra-widefield scanners about 200 degrees; below 5 degrees a photo shows less than the optic
+# disc. Pixel size: 0.5 um/px is beyond any fundus camera's optics (retinal capillaries are
+# about 5 um wide), 100 um/px would put a whole 45-degree field in 130 px.
+FOV_DEGREES_RANGE = (5.0, 200.0)
+UM_PER_PX_RANGE = (0.5, 100.0)
+
+
+def check_scale(um_per_px: float | None = None, fov_degrees: float | None = None) -> None:
+    """Check a user-given scale before any work (see :data:`FOV_DEGREES_RANGE`, :data:`UM_PER_PX_RANGE`).
+
+    Raises
+    ------
+    InputError
+        If both are given, or one is not finite or outside its plausible range.
+    """
+    if um_per_px is not None and fov_degrees is not None:
+        raise InputError("give either the pixel size (um/px) or the field of view (degrees), not both")
+    if um_per_px is not None:
+        low, high = UM_PER_PX_RANGE
+        if not low <= um_per_px <= high:  # also False for NaN
+            raise InputError(f"pixel size must be between {low:g} and {high:g} um/px for a fundus image, got {um_per_px:g}")
+    if fov_degrees is not None:
+        low, high = FOV_DEGREES_RANGE
+        if not low <= fov_degrees <= high:
+            raise InputError(f"field of view must be between {low:g} and {high:g} degrees, got {fov_degrees:g}")
 
 
 def pixel_size_um(width_px: int, um_per_px: float | None = None, fov_degrees: float | None = None) -> float | None:
@@ -24,17 +50,12 @@ def pixel_size_um(width_px: int, um_per_px: float | None = None, fov_degrees: fl
     Raises
     ------
     InputError
-        If both are given, or a value is not positive.
+        If both are given, or a value is outside its plausible range (:func:`check_scale`).
     """
-    if um_per_px is not None and fov_degrees is not None:
-        raise InputError("give either the pixel size (um/px) or the field of view (degrees), not both")
+    check_scale(um_per_px, fov_degrees)
     if um_per_px is not None:
-        if not um_per_px > 0:
-            raise InputError(f"pixel size must be positive, got {um_per_px} um/px")
         return float(um_per_px)
     if fov_degrees is not None:
-        if not 0 < fov_degrees <= 200:
-            raise InputError(f"field of view must be between 0 and 200 degrees, got {fov_degrees}")
         return float(fov_degrees) * UM_PER_DEGREE / float(width_px)
     return None
 

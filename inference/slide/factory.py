@@ -35,6 +35,12 @@ _UNSUPPORTED = (
     (128, b"DICM", "a DICOM file that is not a whole-slide image"),
     (344, b"n+1\x00", "a NIfTI volume (open it in the MRI/CT tab)"),
 )
+# The smallest stored level is what overviews, thumbnails and tissue detection start from
+# (virtual levels below it are built from its pixels). A slide without a stored level of at most
+# this many pixels (46341^2, 6 GiB as RGB) would be decoded whole for its first overview: a
+# header claiming 10^6 x 10^6 px would mean 2.7 TiB. Pyramidal slides are far below this.
+MAX_OVERVIEW_PIXELS = 2**31
+
 _SLIDE_SUFFIXES = {
     ".svs": "an Aperio SVS", ".ndpi": "a Hamamatsu NDPI", ".mrxs": "a MIRAX", ".scn": "a Leica SCN",
     ".bif": "a Ventana BIF", ".vms": "a Hamamatsu VMS", ".vmu": "a Hamamatsu VMU", ".svslide": "a Sakura",
@@ -69,11 +75,22 @@ def _dicom_in_folder(folder: Path, scan: int = 200) -> Path | None:
     return next((entry for entry in entries[:scan] if _head(entry, 132)[128:132] == b"DICM"), None)
 
 
+def _refuse_unpyramided(path: Path, width: int, height: int) -> None:
+    """SlideError when the smallest stored level (width x height) exceeds MAX_OVERVIEW_PIXELS."""
+    if int(width) * int(height) > MAX_OVERVIEW_PIXELS:
+        raise SlideError(
+            f"{path.name}: its smallest stored level is {width}x{height} px, too large to build an overview "
+            f"from (at most {MAX_OVERVIEW_PIXELS / 1e9:.1f} gigapixels); save it as a pyramidal TIFF"
+        )
+
+
 def _check_tiff(path: Path) -> tuple[bool, bool]:
     """(is_ome, is_tiled_or_pyramidal) of a TIFF.
 
-    Raises SlideError if tifffile cannot parse it or image data of its first pages or pyramid
-    levels lies beyond the end of the file (a truncated download or copy).
+    Raises SlideError if tifffile cannot parse it, image data of its first pages or pyramid
+    levels lies beyond the end of the file (a truncated download or copy), or its smallest
+    level is larger than :data:`MAX_OVERVIEW_PIXELS` (checked from the header, before any pixel
+    is read).
     """
     import tifffile
 
@@ -93,6 +110,11 @@ def _check_tiff(path: Path) -> tuple[bool, bool]:
                     end = max(end, max(o + c for o, c in zip(offsets, counts)))
             tiled = series.keyframe.is_tiled or len(series.levels) > 1
             is_ome = bool(tif.is_ome)
+            smallest = series.levels[-1]
+            sizes = dict(zip(smallest.axes, smallest.shape))
+            _refuse_unpyramided(path, sizes.get("X", 1), sizes.get("Y", 1))
+    except SlideError:
+        raise
     except Exception as error:  # noqa: BLE001 - any parser failure means a broken TIFF
         if any("offset" in m for m in warnings):
             raise truncated from None
@@ -126,6 +148,16 @@ def _try(backend, path: Path, mpp) -> tuple[SlideReader | None, str | None]:
         return None, _one_line(error)
 
 
+def _accept(reader: SlideReader) -> SlideReader:
+    """``reader`` if its smallest stored level is small enough for an overview; else closed and refused."""
+    try:
+        _refuse_unpyramided(Path(reader.path), *reader.level_dimensions[reader.stored_level_count - 1])
+    except SlideError:
+        reader.close()
+        raise
+    return reader
+
+
 def _large_tiff(path: Path) -> bool:
     """True for a TIFF whose first image is too large to hold in memory as a plain image
     (tiffslide then reads its strips lazily)."""
@@ -157,7 +189,9 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     Raises
     ------
     SlideError
-        Missing path, a folder without DICOM files, empty, unreadable, truncated or corrupt file.
+        Missing path, a folder without DICOM files, empty, unreadable, truncated or corrupt file,
+        or a slide whose smallest stored level exceeds :data:`MAX_OVERVIEW_PIXELS` (refused from
+        the header, before any full-resolution allocation).
     UnsupportedFormatError
         A readable file in a format none of the backends reads (or an image with a slide suffix).
     InputError
@@ -191,8 +225,14 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     if vendor is not None:
         reader, error = _try(OpenSlideReader, path, mpp)
         if reader is not None:
-            return reader
+            return _accept(reader)
         if not is_tiff:
+            if is_dicom:
+                from lobule.inference.slide.dicom_check import missing_wsi_attributes
+
+                plain = missing_wsi_attributes(path)
+                if plain is not None:
+                    raise SlideError(f"{path.name}: cannot open: {plain}")
             raise SlideError(f"{path.name}: cannot open {vendor} slide: {error}")
     if is_dicom:
         raise UnsupportedFormatError(
@@ -202,7 +242,7 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     if is_tiff and (tiled or is_ome or error is not None or _large_tiff(path)):
         reader, tiffslide_error = _try(TiffSlideReader, path, mpp)
         if reader is not None:
-            return reader
+            return _accept(reader)
         raise SlideError(f"{path.name}: cannot open slide: {error or tiffslide_error}")
 
     image_format = _match(head, _IMAGES)

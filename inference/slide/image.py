@@ -89,20 +89,36 @@ def read_tiff_image(path: Path, user_mpp=None) -> ImageReader:
             if page.tags.get("ResolutionUnit") is not None and page.tags["ResolutionUnit"].value == 3:
                 xres, yres = page.get_resolution(tifffile.RESUNIT.MICROMETER)
                 mpp = metadata_mpp(1 / xres if xres else None, 1 / yres if yres else None)
-            samples = page.samplesperpixel
-            planar = page.planarconfig == 2 and samples > 1
+            axes = page.axes
     except SlideError:
         raise
     except Exception as error:  # noqa: BLE001 - any parser/decoder failure means a broken file
         raise SlideError(f"{path.name}: truncated or corrupt TIFF ({' '.join(str(error).split())[:200]})") from None
-    array = np.squeeze(array)
-    if planar:  # (S, H, W) -> (H, W, S)
-        array = np.moveaxis(array, 0, -1)
-    while array.ndim > 3:  # extra axes (pages, z): take the first plane
-        array = array[0]
+    array = _yxs(array, axes)
     if array.ndim == 3 and array.shape[2] > 4:  # multi-channel without colour meaning: first three
         array = array[..., :3]
-    return ImageReader(path, to_rgb8(array), "tiff", mpp=mpp, user_mpp=user_mpp)
+    return ImageReader(path, _rgb8(path, array), "tiff", mpp=mpp, user_mpp=user_mpp)
+
+
+def _yxs(array: np.ndarray, axes: str) -> np.ndarray:
+    """(H, W) or (H, W, S) of a TIFF page array with tifffile ``axes`` (e.g. ``"YXS"``,
+    ``"SYX"`` planar, ``"ZYX"``): other axes (pages, z, time) at their first plane. Spatial axes
+    are never squeezed, so a 1x1 image stays (1, 1, S)."""
+    if array.ndim != len(axes):  # unexpected: fall back to the trailing axes
+        axes = "".join(a for a in "YXS"[: array.ndim]) if array.ndim <= 3 else "Q" * (array.ndim - 3) + "YXS"
+    for index in reversed(range(len(axes))):
+        if axes[index] not in "YXS":
+            array = np.take(array, 0, axis=index)
+    kept = [a for a in axes if a in "YXS"]
+    order = [kept.index(a) for a in "YXS" if a in kept]
+    return np.transpose(array, order)
+
+
+def _rgb8(path: Path, array: np.ndarray) -> np.ndarray:
+    try:
+        return to_rgb8(array)
+    except SlideError as error:
+        raise SlideError(f"{path.name}: {error}") from None
 
 
 def read_pil_image(path: Path, user_mpp=None) -> ImageReader:
@@ -128,4 +144,4 @@ def read_pil_image(path: Path, user_mpp=None) -> ImageReader:
         raise SlideError(f"{path.name}: {' '.join(str(error).split())[:200]}") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise SlideError(f"{path.name}: truncated or corrupt image ({' '.join(str(error).split())[:200]})") from None
-    return ImageReader(path, to_rgb8(array), fmt, user_mpp=user_mpp)
+    return ImageReader(path, _rgb8(path, array), fmt, user_mpp=user_mpp)

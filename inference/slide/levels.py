@@ -24,6 +24,12 @@ from lobule.inference.slide.base import SlideReader
 VIRTUAL_MIN_SIZE = 512  # stop adding virtual levels once the long side is <= this (px)
 VIRTUAL_TILE = 256  # tile size of virtual levels (px of that level)
 VIRTUAL_CACHE_BYTES = 96 * 2**20  # bound of the per-slide virtual tile cache
+# Plausible micrometres per pixel of a light-microscopy slide image. Below 0.05 um/px a pixel is
+# far under the optical resolution of any objective (about 0.2 um at NA 1.4; 100x scans are
+# 0.1 um/px); above 20 um/px (a 0.5x objective) the image is a macro photograph, not a
+# micrograph. Values outside are typing errors (0.5 typed as 5e-4 or 500) that would make
+# analyses resample by absurd factors (1e9 um/px: an endless grid).
+MPP_RANGE = (0.05, 20.0)
 
 
 def parse_mpp(mpp) -> tuple[float, float]:
@@ -32,7 +38,7 @@ def parse_mpp(mpp) -> tuple[float, float]:
     Raises
     ------
     InputError
-        If it is not one or two positive finite numbers.
+        If it is not one or two finite numbers within :data:`MPP_RANGE` (0.05..20 um/px).
     """
     values = mpp if isinstance(mpp, (tuple, list)) else (mpp, mpp)
     try:
@@ -41,14 +47,18 @@ def parse_mpp(mpp) -> tuple[float, float]:
         raise InputError(f"mpp must be a positive number of micrometres per pixel, got {mpp!r}") from None
     if not (math.isfinite(mx) and math.isfinite(my) and mx > 0 and my > 0):
         raise InputError(f"mpp must be a positive number of micrometres per pixel, got {mpp!r}")
+    low, high = MPP_RANGE
+    if not (low <= mx <= high and low <= my <= high):
+        raise InputError(f"mpp {mpp!r} um/px is outside the plausible range {low}..{high} um/px of a slide scan")
     return mx, my
 
 
 def metadata_mpp(mpp_x, mpp_y) -> tuple[float, float] | None:
     """(mpp_x, mpp_y) from metadata values (strings or numbers, possibly missing), or None.
 
-    One missing axis takes the other's value (square pixels); zero, negative or non-numeric
-    values count as missing. Never a default.
+    One missing axis takes the other's value (square pixels); zero, negative, non-numeric and
+    implausible values (outside :data:`MPP_RANGE`, e.g. a 72 dpi screen default) count as
+    missing. Never a default.
     """
 
     def num(value):
@@ -56,7 +66,7 @@ def metadata_mpp(mpp_x, mpp_y) -> tuple[float, float] | None:
             out = float(value)
         except (TypeError, ValueError):
             return None
-        return out if math.isfinite(out) and out > 0 else None
+        return out if math.isfinite(out) and MPP_RANGE[0] <= out <= MPP_RANGE[1] else None
 
     mx, my = num(mpp_x), num(mpp_y)
     if mx is None and my is None:
