@@ -19,7 +19,8 @@ def test_nifti_is_reoriented_to_ras_and_says_so(nibabel_data):
     assert nib.aff2axcodes(volume.affine) == ("R", "A", "S")
     # LAS -> RAS flips the first axis only
     np.testing.assert_array_equal(volume.data, np.asarray(raw.dataobj, np.float32)[::-1])
-    assert any("LAS" in note and "RAS" in note for note in volume.notes)
+    assert any("the file is LAS" in note and "A up, R left" in note for note in volume.notes)
+    assert volume.axis == "acquisition" and volume.plane_label == "axial, acquisition plane; A up, R left"
     # same world position for matching voxels
     np.testing.assert_allclose(volume.voxel_to_mm((0, 5, 7)), raw.affine[:3, :3] @ [32, 5, 7] + raw.affine[:3, 3])
     np.testing.assert_array_equal(volume.to_source(volume.data), np.asarray(raw.dataobj, np.float32))
