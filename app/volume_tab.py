@@ -671,6 +671,10 @@ class VolumeTab(QWidget):
         height = [float(self.session.supports[k].sum()) * float(np.prod(self.session.volume.spacing[:2])) / 100.0
                   for k in supports]
         self.support_points.setData(supports, height)
+        if areas is not None or supports:
+            self.area_plot.enableAutoRange(axis="y")
+        else:  # an empty plot keeps readable 0..1 axes
+            self.area_plot.setYRange(0, 1, padding=0.02)
 
     # ================================================================== exports
     def export_mask(self, path: str) -> Path:
