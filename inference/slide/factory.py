@@ -139,6 +139,31 @@ def _large_tiff(path: Path) -> bool:
         return False
 
 
+#: DICOM-WSI attributes OpenSlide needs, and what each is for
+_DICOM_WSI_REQUIRED = (
+    ("ImageType", "(0008,0008), which tells pyramid levels (VOLUME) from label and overview images"),
+    ("TotalPixelMatrixColumns", "(0048,0006), the width of the whole slide"),
+    ("TotalPixelMatrixRows", "(0048,0007), the height of the whole slide"),
+    ("Columns", "(0028,0011), the tile width"),
+    ("Rows", "(0028,0010), the tile height"),
+)
+
+
+def _dicom_wsi_missing(path: Path) -> str | None:
+    """Plain words for a required DICOM-WSI attribute missing from ``path`` (None if all present
+    or the header cannot be read)."""
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(str(path), stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - unreadable: OpenSlide's own message is all there is
+        return None
+    for keyword, meaning in _DICOM_WSI_REQUIRED:
+        if keyword not in header or header.get(keyword) in (None, ""):
+            return f"the file has no {keyword} {meaning}"
+    return None
+
+
 def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
     """Open a whole-slide image, a DICOM-WSI folder or a plain image as a :class:`SlideReader`.
 
@@ -193,6 +218,9 @@ def open_slide(path: str | os.PathLike, mpp=None) -> SlideReader:
         if reader is not None:
             return reader
         if not is_tiff:
+            missing = _dicom_wsi_missing(path) if vendor == "dicom" else None
+            if missing:
+                raise SlideError(f"{path.name}: cannot open this DICOM whole-slide image: {missing}")
             raise SlideError(f"{path.name}: cannot open {vendor} slide: {error}")
     if is_dicom:
         raise UnsupportedFormatError(
