@@ -371,7 +371,7 @@ def _train(args: argparse.Namespace) -> int:
         "classes": [{"id": 0, "name": "background", "colour": [0, 0, 0]},
                     {"id": 1, "name": "organ (given by the support mask)", "colour": [255, 64, 64]}],
         "input": {
-            "tile_size": args.size, "channels": 3, "slice": "RAS+ slice (X, Y) of the volume, resized to tile_size",
+            "tile_size": args.size, "channels": 3, "slice": "acquisition slice (X, Y) of the volume (axes flipped towards R, A, S), resized to tile_size",
             "normalisation": {"method": "per-volume z-score after clipping to the 0.5-99.5 percentiles (CT: -125..275 HU)"},
         },
         "training": {
