@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -140,11 +142,16 @@ class VolumeTab(QWidget):
         panel.addStretch(1)
         side = QWidget()
         side.setLayout(panel)
-        side.setFixedWidth(340)
+        scroll = QScrollArea()  # a short window scrolls the panel instead of squashing its rows
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(356)
 
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
-        layout.addWidget(side)
+        layout.addWidget(scroll)
         for key, step in ((Qt.Key.Key_PageUp, 1), (Qt.Key.Key_PageDown, -1)):
             QShortcut(QKeySequence(key), self, activated=lambda s=step: self.slider.setValue(self.slider.value() + s))
 
@@ -212,7 +219,7 @@ class VolumeTab(QWidget):
         tools = QHBoxLayout()
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
-        for tool, text, tip in ((NAVIGATE, "Pan", "drag to pan, wheel to zoom"),
+        for tool, text, tip in ((NAVIGATE, "Pan", "drag to pan; wheel: next/previous slice; Ctrl+wheel: zoom"),
                                 (BRUSH, "Brush", "paint the organ (makes this slice a support)"),
                                 (ERASE, "Erase", "erase from the support mask"),
                                 (POLYGON, "Polygon", "click vertices, double-click or Enter to fill")):
@@ -418,8 +425,9 @@ class VolumeTab(QWidget):
             f"<b>{name}</b><br>{x} x {y} x {z} voxels, "
             f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm, {volume.modality or 'modality not stated'}"
         )
-        self.plane_label.setText(f"Shown: {volume.plane_label}")
-        self.notes_label.setText("<br>".join(volume.notes))
+        self.plane_label.setText(f"Shown: {volume.plane_label} (file axes {''.join(volume.source_axcodes)})")
+        # the orientation note says what the plane label says
+        self.notes_label.setText("<br>".join(n for n in volume.notes if not n.startswith("orientation:")))
         self.view.set_geometry(volume.shape, volume.spacing)
         for spin, value in ((self.first_spin, 0), (self.last_spin, z - 1)):
             spin.setRange(0, z - 1)
@@ -671,10 +679,9 @@ class VolumeTab(QWidget):
         height = [float(self.session.supports[k].sum()) * float(np.prod(self.session.volume.spacing[:2])) / 100.0
                   for k in supports]
         self.support_points.setData(supports, height)
-        if areas is not None or supports:
-            self.area_plot.enableAutoRange(axis="y")
-        else:  # an empty plot keeps readable 0..1 axes
-            self.area_plot.setYRange(0, 1, padding=0.02)
+        # areas start at 0; an empty plot keeps readable 0..1 axes
+        top = max([float(areas.max()) / 100.0 if areas is not None and areas.size else 0.0, *height, 0.0])
+        self.area_plot.setYRange(0, top * 1.05 if top > 0 else 1.0, padding=0.02)
 
     # ================================================================== exports
     def export_mask(self, path: str) -> Path:

@@ -36,7 +36,7 @@ def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_
     volume = tab.session.volume
     assert tab.is_ready()
     assert tab.slider.maximum() == volume.shape[2] - 1 == 24
-    assert "LAS" in tab.notes_label.text()
+    assert "(file axes LAS)" in tab.plane_label.text()
     tab.slider.setValue(12)
     assert tab.slice_index == 12 and "12 / 24" in tab.slice_label.text()
     assert tab.view.image_item.image.shape == (33, 41)
