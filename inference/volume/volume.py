@@ -45,7 +45,8 @@ def acquisition_axis(affine: np.ndarray) -> int:
     return 2
 
 
-def slicing_ornt(affine: np.ndarray, axis: str = "acquisition", slice_axis: int | None = None) -> np.ndarray:
+def slicing_ornt(affine: np.ndarray, axis: str = "acquisition", slice_axis: int | None = None,
+                 oriented: bool = True) -> np.ndarray:
     """(3, 2) nibabel orientation (file axis -> (working axis, flip)) that puts the slice axis of
     ``axis`` last, see the module docstring.
 
@@ -54,6 +55,8 @@ def slicing_ornt(affine: np.ndarray, axis: str = "acquisition", slice_axis: int 
     affine : (4, 4) voxel -> RAS+ mm of the file.
     axis : one of :data:`AXES`.
     slice_axis : file axis acquired along (default :func:`acquisition_axis`); only for ``acquisition``.
+    oriented : False when the affine states no patient orientation: the voxel axes are then kept
+        as stored (no flips), and axial / coronal / sagittal mean slicing along k / j / i.
 
     Raises
     ------
@@ -62,7 +65,10 @@ def slicing_ornt(affine: np.ndarray, axis: str = "acquisition", slice_axis: int 
     """
     if axis not in AXES:
         raise ValueError(f"unknown slicing axis {axis!r}; choose one of {', '.join(AXES)}")
-    closest = _ornt.io_orientation(affine)  # file axis -> (R/A/S index, flip)
+    if oriented:
+        closest = _ornt.io_orientation(affine)  # file axis -> (R/A/S index, flip)
+    else:
+        closest = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)
     if axis == "acquisition":
         slice_axis = acquisition_axis(affine) if slice_axis is None else int(slice_axis)
         normal = int(closest[slice_axis, 0])
@@ -174,7 +180,7 @@ class Volume:
     @property
     def orientation_note(self) -> str:
         """One line saying how the file is sliced and which way slices are shown."""
-        codes = "".join(self.source_axcodes)
+        codes = "".join(self.source_axcodes) if self.oriented else "not oriented"
         how = (f"sliced along its acquisition axis (file axis {'ijk'[self.slice_axis]}, {self.spacing[2]:.2f} mm)"
                if self.axis == "acquisition" else f"reformatted to {self.axis} slices (permuted, not resampled)")
         return f"orientation: the file is {codes}; {how}; shown {self.plane_label.split('; ', 1)[1]}"
@@ -202,14 +208,6 @@ class Volume:
     def from_source(self, array: np.ndarray) -> np.ndarray:
         """An array of :attr:`source_shape` (the file's voxel order), returned in this volume's order."""
         return np.ascontiguousarray(_ornt.apply_orientation(array, self.ornt))
-
-    def source_slice_index(self, k: int) -> int | None:
-        """Index in the file's own order of slice ``k``, or None when the slices are not the file's
-        third-axis slices (a reformatted view)."""
-        file_axis = int(np.flatnonzero(self.ornt[:, 0] == 2)[0])
-        if file_axis != 2:
-            return None
-        return k if self.ornt[2, 1] > 0 else self.source_shape[2] - 1 - k
 
     def resliced(self, axis: str) -> "Volume":
         """The same volume sliced along ``axis`` (one of :data:`AXES`); notes keep their order,
@@ -243,7 +241,7 @@ def oriented_volume(data: np.ndarray, affine: np.ndarray, axis: str = "acquisiti
     """
     affine = np.asarray(affine, dtype=np.float64)
     slice_axis = acquisition_axis(affine) if slice_axis is None else int(slice_axis)
-    ornt = slicing_ornt(affine, axis, slice_axis)
+    ornt = slicing_ornt(affine, axis, slice_axis, oriented=fields.get("oriented", True))
     oriented = _ornt.apply_orientation(data, ornt).astype(np.float32, copy=False)
     volume = Volume(
         data=np.ascontiguousarray(oriented),

@@ -178,3 +178,17 @@ def test_saved_mask_has_the_input_geometry(tmp_path, nibabel_data):
     np.testing.assert_allclose(written.affine, source.affine)
     np.testing.assert_array_equal(np.asarray(written.dataobj) > 0, volume.to_source(mask))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.nii.gz"]  # no temporary left
+
+
+def test_nifti_without_orientation_is_shown_in_voxel_axes(tmp_path):
+    data = np.arange(10 * 12 * 5, dtype=np.float32).reshape(10, 12, 5)
+    image = nib.Nifti1Image(data, np.diag([2.0, 2.0, 4.0, 1.0]))
+    image.set_qform(None, code=0)
+    image.set_sform(None, code=0)
+    nib.save(image, str(tmp_path / "plain.nii"))
+    volume = load_volume(tmp_path / "plain.nii")
+    np.testing.assert_array_equal(volume.data, data)  # no flips from a made-up orientation
+    assert volume.plane_label == "acquisition plane; voxel axes: j up, i left (no orientation in the file)"
+    assert any("no patient orientation" in note for note in volume.notes)
+    sideways = volume.resliced("sagittal")  # along voxel axis i
+    assert sideways.shape == (12, 5, 10) and "k up, j left" in sideways.plane_label
