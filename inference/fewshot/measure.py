@@ -48,7 +48,8 @@ def write_numbers_csv(path: str | Path, mask: np.ndarray, volume: Volume, organ:
         writer.writerow(["organ", "", "", organ, ""])
         writer.writerow(["model", "", "", model, ""])
         code = volume.slice_position_mm(0)[0]
-        writer.writerow(["slice_axis", "", "", f"{volume.plane} ({volume.axis}), position along {code}", ""])
+        kind = "acquisition" if volume.axis == "acquisition" else "reformatted"
+        writer.writerow(["slice_axis", "", "", f"{volume.plane} slices ({kind}), position along {code}", ""])
         writer.writerow(["organ_volume", "", "", f"{organ_volume_ml(mask, volume):.3f}", "mL"])
         for k in supports:
             writer.writerow(["support_slice", k, f"{volume.slice_position_mm(k)[1]:.2f}", "", ""])
