@@ -54,7 +54,7 @@ def _view(args: argparse.Namespace) -> int:
     try:
         out = save_screenshot(args.file, args.screenshot, size=args.size, timeout=args.timeout,
                               magnification=args.magnification, center=args.center,
-                              tab=TABS[args.tab] if args.tab else None)
+                              tab=TABS[args.tab] if args.tab else None, series=args.series)
     except ViewTimeout as exc:
         # Tile and overview loader threads may still be decoding (a slow or huge slide); waiting
         # for them would keep the process alive long after --timeout. Nothing is half-written
@@ -80,6 +80,8 @@ def register_gui(commands, train) -> None:
     v.add_argument("--magnification", type=float, metavar="M",
                    help="slides: show at M x equivalent magnification (default: whole slide fitted)")
     v.add_argument("--center", type=_point, metavar="X,Y", help="slides: centre the view on level-0 pixel X,Y")
+    v.add_argument("--series", metavar="N", default=None,
+                   help="DICOM folder with several series: which one (index as listed, #SeriesNumber or UID)")
     v.add_argument("--timeout", type=float, default=120.0, metavar="S", help="give up after S seconds (120)")
     v.set_defaults(func=_view)
 

@@ -122,13 +122,15 @@ def _settle(app, seconds: float = 0.3) -> None:
 def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
                     size: tuple[int, int] = SCREENSHOT_SIZE, timeout: float = 120.0,
                     magnification: float | None = None, center: tuple[float, float] | None = None,
-                    tab: str | None = None) -> Path:
+                    tab: str | None = None, series: str | None = None) -> Path:
     """Open ``path`` in an offscreen main window, wait until the visible tiles are loaded at the
     level the zoom asks for (not stretched stand-ins), save the window as PNG (atomically).
 
     For slides, ``magnification`` (equivalent objective power, e.g. 20) and ``center`` (level-0
     x, y) choose the view; by default the whole slide is fitted. ``tab`` (``"slide"``, ``"ffa"``,
-    ``"volume"``) overrides where the file opens (default: by its type).
+    ``"volume"``) overrides where the file opens (default: by its type). ``series`` picks the
+    series of a DICOM folder holding several; without it such a folder fails in one line listing
+    them (no dialog is ever shown).
 
     Raises
     ------
@@ -150,7 +152,7 @@ def save_screenshot(path: str | os.PathLike, png: str | os.PathLike,
     window.resize(*size)
     window.show()
     try:
-        target = window.open_path(path, tab)
+        target = window.open_path(path, tab, series=series)
         done = wait_until(lambda: bool(failures) or _tab_ready(window, target), timeout)
         if failures:
             raise LobuleError(failures[0])

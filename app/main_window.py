@@ -13,6 +13,7 @@ from lobule.app.errors import error_message, show_error
 from lobule.app.lazy_tab import LazyTab
 from lobule.app.slide_tab import SlideTab
 from lobule.app.view_state import PRESET_MAGNIFICATIONS
+from lobule.models.errors import LobuleError
 
 SLIDE_FILTER = ("Slides and images (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.bif *.vms *.vmu *.svslide *.dcm "
                 "*.png *.jpg *.jpeg *.bmp *.gif *.webp)")
@@ -154,6 +155,8 @@ class MainWindow(QMainWindow):
     def _connect_tab(self, target: str, tab: QWidget) -> None:
         """Follow a tab's open outcome: a success signal (``opened(str)`` or ``imageOpened(str)``)
         and a failure signal (``openFailed(str, str)`` or ``failed(str)``), where it has them."""
+        if not self.show_dialogs and hasattr(tab, "series_chooser"):
+            tab.series_chooser = None  # never wait on a dialog offscreen: several series fail in one line
         for name in ("opened", "imageOpened"):
             if hasattr(tab, name):
                 getattr(tab, name).connect(lambda path, t=target: self._on_opened(t, str(path)))
@@ -167,10 +170,11 @@ class MainWindow(QMainWindow):
         """True while a path routed to ``target`` (see :mod:`lobule.app.routing`) is being opened."""
         return target in self._opening
 
-    def open_path(self, path: str | os.PathLike, target: str | None = None) -> str:
+    def open_path(self, path: str | os.PathLike, target: str | None = None, series: str | None = None) -> str:
         """Open ``path`` in the tab it belongs to (see :func:`lobule.app.routing.route`; ``target``
         ``"slide"``, ``"ffa"`` or ``"volume"`` forces one), make that tab current and return it. Tabs open in the background and report through their
-        signals; a tab's ``open_path`` may also raise at once. Errors are reported through
+        signals; a tab's ``open_path`` may also raise at once. ``series`` picks the series of a
+        DICOM folder holding several (volume tab only). Errors are reported through
         ``openFailed`` (and a dialog), never raised."""
         path = str(path)
         if target is None:
@@ -179,7 +183,12 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self._pages[target])
         self._opening[target] = path
         try:
-            tab.open_path(path)
+            if series is None:
+                tab.open_path(path)
+            elif target == routing.VOLUME:
+                tab.open_path(path, series=series)
+            else:
+                raise LobuleError(f"{Path(path).name}: --series picks a DICOM volume series; this file opens as a {target}")
         except Exception as error:  # noqa: BLE001 - any failure becomes a dialog, never a crash
             self._on_open_failed(target, path, error_message(error))
         else:

@@ -1,7 +1,9 @@
 """The MRI/CT tab: volume viewer and one-shot organ segmentation from support slices.
 
-Workflow: open a NIfTI file or DICOM series; go to a slice showing the organ; outline it with the
-brush or the polygon (or load a mask) - that slice becomes a support slice; Run segments every
+Workflow: open a NIfTI file or DICOM series (sliced along its acquisition axis, or a reformatted
+axial / coronal / sagittal view chosen in "Slicing"); go to a slice showing the organ (wheel or
+PageUp/PageDown; Ctrl+wheel zooms); outline it with the brush (a closed outline is filled) or the
+polygon (or load a mask) - that slice becomes a support slice; Run segments every
 other slice on a worker thread and overlays the result (red; supports green) with the organ's
 volume in mL and a slice-by-slice area plot; drawing on any other slice turns it into an extra
 support starting from the result there (a correction), and Run again uses all supports; export
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -32,6 +35,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -42,6 +46,7 @@ from PySide6.QtWidgets import (
 from lobule.app.volume_view import BRUSH, ERASE, NAVIGATE, POLYGON, VolumeView, overlay_rgba
 from lobule.app.errors import error_message
 from lobule.app.volume_worker import start_job
+from lobule.inference.volume.volume import AXES
 from lobule.inference.volume.window import PRESET_NAMES, default_preset, window_levels
 
 DEFAULT_MODEL = "fewshot-mri"
@@ -71,7 +76,8 @@ class VolumeTab(QWidget):
         self._run_relay = None
         self._open_relay = None
         self._source: tuple[str, object] | None = None  # (path, series) of the open volume
-        #: chooses a DICOM series: ``chooser(labels) -> index or None``; replaceable (tests)
+        #: chooses a DICOM series: ``chooser(labels) -> index or None``; replaceable (tests). None:
+        #: never ask (offscreen): a folder with several series fails in one line listing them
         self.series_chooser = self._ask_series
         self._build()
         self._set_enabled(False)
@@ -86,6 +92,8 @@ class VolumeTab(QWidget):
         self.view.set_edit_target(self._edit_mask)
         self.view.maskEdited.connect(self._on_mask_edited)
         self.view.cursorMoved.connect(self._on_cursor)
+        self.view.sliceStep.connect(lambda step: self.slider.setValue(self.slider.value() + step))
+        self.view.strokeFinished.connect(self._on_stroke_finished)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.valueChanged.connect(self.set_slice)
         self.slice_label = QLabel("no volume")
@@ -112,6 +120,10 @@ class VolumeTab(QWidget):
         self.area_plot.setLabel("bottom", "slice")
         self.area_plot.setLabel("left", "area", units="cm²")
         self.area_plot.setMouseEnabled(x=False, y=False)
+        for name in ("bottom", "left"):  # no "(x0.001)" scale factors on an empty plot
+            self.area_plot.getAxis(name).enableAutoSIPrefix(False)
+        self.area_plot.setXRange(0, 1, padding=0.02)
+        self.area_plot.setYRange(0, 1, padding=0.02)
         self.area_curve = self.area_plot.plot([], [], pen=pg.mkPen((255, 80, 80), width=2), fillLevel=0,
                                               brush=(255, 80, 80, 60))
         self.support_points = pg.ScatterPlotItem(size=8, brush=(40, 220, 90), pen=None)
@@ -130,11 +142,16 @@ class VolumeTab(QWidget):
         panel.addStretch(1)
         side = QWidget()
         side.setLayout(panel)
-        side.setFixedWidth(340)
+        scroll = QScrollArea()  # a short window scrolls the panel instead of squashing its rows
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(356)
 
         layout = QHBoxLayout(self)
         layout.addLayout(left, 1)
-        layout.addWidget(side)
+        layout.addWidget(scroll)
         for key, step in ((Qt.Key.Key_PageUp, 1), (Qt.Key.Key_PageDown, -1)):
             QShortcut(QKeySequence(key), self, activated=lambda s=step: self.slider.setValue(self.slider.value() + s))
 
@@ -169,8 +186,22 @@ class VolumeTab(QWidget):
         return box
 
     def _build_display_box(self) -> QGroupBox:
-        box = QGroupBox("Window / level")
-        layout = QHBoxLayout(box)
+        box = QGroupBox("Slicing and window / level")
+        outer = QVBoxLayout(box)
+        slicing = QHBoxLayout()
+        slicing.addWidget(QLabel("Slicing"))
+        self.axis_combo = QComboBox()
+        self.axis_combo.addItems(AXES)
+        self.axis_combo.setToolTip("acquisition: the slices as stored (DICOM slice normal, NIfTI slice axis); "
+                                   "axial / coronal / sagittal: reformatted views")
+        self.axis_combo.currentTextChanged.connect(self.set_axis)
+        slicing.addWidget(self.axis_combo, 1)
+        outer.addLayout(slicing)
+        self.plane_label = QLabel(" ")
+        self.plane_label.setWordWrap(True)
+        outer.addWidget(self.plane_label)
+        layout = QHBoxLayout()
+        outer.addLayout(layout)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(PRESET_NAMES)
         self.preset_combo.currentTextChanged.connect(self.set_preset)
@@ -188,7 +219,7 @@ class VolumeTab(QWidget):
         tools = QHBoxLayout()
         self.tool_group = QButtonGroup(self)
         self.tool_buttons = {}
-        for tool, text, tip in ((NAVIGATE, "Pan", "drag to pan, wheel to zoom"),
+        for tool, text, tip in ((NAVIGATE, "Pan", "drag to pan; wheel: next/previous slice; Ctrl+wheel: zoom"),
                                 (BRUSH, "Brush", "paint the organ (makes this slice a support)"),
                                 (ERASE, "Erase", "erase from the support mask"),
                                 (POLYGON, "Polygon", "click vertices, double-click or Enter to fill")):
@@ -273,11 +304,16 @@ class VolumeTab(QWidget):
         self.result_label = QLabel("No result yet.")
         self.result_label.setStyleSheet("font-size: 14px; font-weight: bold")
         layout.addWidget(self.result_label)
+        self.warning_label = QLabel()
+        self.warning_label.setWordWrap(True)
+        self.warning_label.setStyleSheet("color: #b35900")
+        self.warning_label.hide()
+        layout.addWidget(self.warning_label)
         self.refresh_models()
         return box
 
     def _set_enabled(self, enabled: bool) -> None:
-        for widget in (self.slider, self.preset_combo, self.run_button, self.make_support_button,
+        for widget in (self.slider, self.preset_combo, self.axis_combo, self.run_button, self.make_support_button,
                        self.export_mask_button, self.export_csv_button):
             widget.setEnabled(enabled)
 
@@ -301,15 +337,19 @@ class VolumeTab(QWidget):
         path = str(path)
         self._show_error(None)
         self.info_label.setText(f"Opening {Path(path).name}…")
+        ask = self.series_chooser is not None
+        axis = self.axis_combo.currentText()
 
         def job(relay):
-            from lobule.inference.volume import list_series, load_volume
+            from lobule.inference.volume import list_series, load_volume, pick_series
 
             if series is None and Path(path).is_dir():
                 found = list_series(path)
                 if len(found) > 1:
+                    if not ask:
+                        pick_series(path)  # raises: one line naming the series and --series
                     return ("choose", [s.label() for s in found])
-            return ("volume", (series, load_volume(path, series=series, time_point=time_point)))
+            return ("volume", (series, load_volume(path, series=series, time_point=time_point, axis=axis)))
 
         def done(outcome) -> None:
             self._open_relay = None
@@ -357,14 +397,37 @@ class VolumeTab(QWidget):
         self.time_spin.blockSignals(False)
         self.time_row.setVisible(volume.time_points > 1)
         self.session = OneShotSession(volume, organ=self.organ_edit.text() or "organ")
+        self._set_axis_combo(volume.axis)
+        self._show_geometry(path)
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.setCurrentText(default_preset(volume.modality))
+        self.preset_combo.blockSignals(False)
+        self.levels = window_levels(self.preset_combo.currentText(), volume.data)
+        self.levels_label.setText(f"{self.levels[0]:.0f} … {self.levels[1]:.0f}")
+        self._set_enabled(True)
+        self._refresh_results()
+        self._refresh_supports()
+        self.set_slice(volume.shape[2] // 2)
+        self.opened.emit(path)
+
+    def _set_axis_combo(self, axis: str) -> None:
+        self.axis_combo.blockSignals(True)
+        self.axis_combo.setCurrentText(axis)
+        self.axis_combo.blockSignals(False)
+
+    def _show_geometry(self, path: str | None = None) -> None:
+        """Labels, view geometry, slider and extent ranges of the session's volume as sliced now."""
+        volume = self.session.volume
         x, y, z = volume.shape
         sx, sy, sz = volume.spacing
+        name = volume.description or Path(path or volume.source).name
         self.info_label.setText(
-            f"<b>{volume.description or Path(path).name}</b><br>{x} x {y} x {z} voxels, "
-            f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm, {volume.modality or 'modality not stated'}; "
-            "shown RAS+, radiological (patient's right on the left)"
+            f"<b>{name}</b><br>{x} x {y} x {z} voxels, "
+            f"{sx:.2f} x {sy:.2f} x {sz:.2f} mm, {volume.modality or 'modality not stated'}"
         )
-        self.notes_label.setText("<br>".join(volume.notes))
+        self.plane_label.setText(f"Shown: {volume.plane_label} (file axes {''.join(volume.source_axcodes)})")
+        # the orientation note says what the plane label says
+        self.notes_label.setText("<br>".join(n for n in volume.notes if not n.startswith("orientation:")))
         self.view.set_geometry(volume.shape, volume.spacing)
         for spin, value in ((self.first_spin, 0), (self.last_spin, z - 1)):
             spin.setRange(0, z - 1)
@@ -373,16 +436,27 @@ class VolumeTab(QWidget):
         self.slider.setRange(0, z - 1)
         self.slider.setValue(z // 2)
         self.slider.blockSignals(False)
-        self.preset_combo.blockSignals(True)
-        self.preset_combo.setCurrentText(default_preset(volume.modality))
-        self.preset_combo.blockSignals(False)
         self.area_plot.setXRange(0, max(1, z - 1), padding=0.02)
-        self.levels = window_levels(self.preset_combo.currentText(), volume.data)
-        self.levels_label.setText(f"{self.levels[0]:.0f} … {self.levels[1]:.0f}")
-        self._set_enabled(True)
+
+    def set_axis(self, axis: str) -> None:
+        """Slice the open volume along ``axis`` (one of AXES: acquisition, axial, coronal,
+        sagittal). The result follows; support slices of the old slicing are dropped (said in the
+        warnings). Ignored while a segmentation runs."""
+        if self.session is None or axis == self.session.volume.axis:
+            return
+        if self._run_relay is not None:
+            self._set_axis_combo(self.session.volume.axis)
+            return
+        dropped = len(self.session.supports)
+        self.session.reslice(axis)
+        self._set_axis_combo(axis)
+        self._show_geometry()
         self._refresh_results()
-        self.set_slice(z // 2)
-        self.opened.emit(path)
+        self._refresh_supports()
+        if dropped:
+            self._show_warnings([f"{dropped} support slice{'s' if dropped != 1 else ''} of the previous slicing "
+                                 "dropped: outline the organ again in this view"])
+        self.set_slice(self.session.volume.shape[2] // 2)
 
     # ================================================================== viewing
     @property
@@ -399,9 +473,9 @@ class VolumeTab(QWidget):
             return
         volume = self.session.volume
         self.view.show_slice(k, volume.slice(k), self.levels, self._overlay(k))
-        position = volume.voxel_to_mm((0, 0, k))[2]
+        code, position = volume.slice_position_mm(k)
         tag = " · support" if k in self.session.supports else ""
-        self.slice_label.setText(f"{k} / {volume.shape[2] - 1}  (S {position:.1f} mm){tag}")
+        self.slice_label.setText(f"{k} / {volume.shape[2] - 1}  ({code} {position:.1f} mm){tag}")
         self.slice_marker.setValue(k)
 
     def set_preset(self, name: str) -> None:
@@ -451,6 +525,21 @@ class VolumeTab(QWidget):
         if created:
             self._refresh_supports()
         return mask
+
+    def _on_stroke_finished(self, k: int) -> None:
+        """A brush stroke ended on slice ``k``: an outline closed around unpainted pixels is filled
+        (users outline an organ), and the user is told."""
+        from scipy import ndimage as ndi
+
+        if self.session is None or k not in self.session.supports:
+            return
+        mask = self.session.supports[k]
+        filled = ndi.binary_fill_holes(mask)
+        added = int(np.count_nonzero(filled)) - int(np.count_nonzero(mask))
+        if added > 0:
+            mask[...] = filled
+            self._on_mask_edited(k)
+            self._show_warnings([f"closed outline on slice {k} filled ({added} px added); erase to undo"])
 
     def _on_mask_edited(self, k: int) -> None:
         self.view.set_overlay(self._overlay(k))
@@ -507,6 +596,7 @@ class VolumeTab(QWidget):
             self._run_failed(error)
             return
         self._show_error(None)
+        self._show_warnings(self.session.support_warnings)
         name = self.model_combo.currentText().strip() or DEFAULT_MODEL
         session, keep = self.session, self.connected_check.isChecked()
         extent = (self.first_spin.value(), self.last_spin.value())
@@ -554,6 +644,7 @@ class VolumeTab(QWidget):
         self.session.organ = self.organ_edit.text() or "organ"
         self.session.set_result(mask, supports, predictor.card.get("name", name))
         self._refresh_results()
+        self._show_warnings(self.session.warnings)
         self.set_slice(self.slice_index)
         self.segmentationFinished.emit(float(self.session.volume_ml()))
 
@@ -571,7 +662,7 @@ class VolumeTab(QWidget):
         else:
             slices = int(self.session.result.any(axis=(0, 1)).sum())
             organ = self.organ_edit.text() or "organ"
-            self.result_label.setText(f"{organ}: {ml:.1f} mL in {slices} slices")
+            self.result_label.setText(f"{organ}: {ml:.1f} mL in {slices} slice{'' if slices == 1 else 's'}")
         self._refresh_plot()
 
     def _refresh_plot(self) -> None:
@@ -588,6 +679,9 @@ class VolumeTab(QWidget):
         height = [float(self.session.supports[k].sum()) * float(np.prod(self.session.volume.spacing[:2])) / 100.0
                   for k in supports]
         self.support_points.setData(supports, height)
+        # areas start at 0; an empty plot keeps readable 0..1 axes
+        top = max([float(areas.max()) / 100.0 if areas is not None and areas.size else 0.0, *height, 0.0])
+        self.area_plot.setYRange(0, top * 1.05 if top > 0 else 1.0, padding=0.02)
 
     # ================================================================== exports
     def export_mask(self, path: str) -> Path:
@@ -643,6 +737,11 @@ class VolumeTab(QWidget):
             action()
         except Exception as error:  # noqa: BLE001 - shown, never a crash
             self._show_error(error_message(error))
+
+    def _show_warnings(self, warnings: list[str]) -> None:
+        """Show one-line warnings under the result (tiny support, ring filled, result on one slice)."""
+        self.warning_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self.warning_label.setVisible(bool(warnings))
 
     def _show_error(self, message: str | None) -> None:
         self.banner.setVisible(bool(message))

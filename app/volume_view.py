@@ -1,8 +1,11 @@
 """Slice viewer of the MRI/CT tab: one slice of a volume in millimetres, window/level, a mask
 overlay, zoom and pan, cursor readout, and brush / eraser / polygon drawing.
 
-Display convention: axial slices in the radiological convention (patient's right on the screen's
-left, anterior up); one screen unit is one millimetre, so anisotropic pixels keep their shape.
+Display convention: the slice's first axis increases to the screen's left and its second upwards,
+which for axial slices is the radiological convention (patient's right on the screen's left,
+anterior up; see :attr:`lobule.inference.volume.Volume.plane_label` for other planes); one screen
+unit is one millimetre, so anisotropic pixels keep their shape. The wheel steps through slices as
+in radiology viewers; Ctrl+wheel zooms about the pointer.
 """
 from __future__ import annotations
 
@@ -57,10 +60,17 @@ class VolumeView(pg.GraphicsLayoutWidget):
     cursorMoved(object) : (i, j) voxel indices under the mouse (floats) or None when outside.
     maskEdited(int) : a drawing action changed the mask of slice k (the owner holds the mask,
         see :meth:`set_edit_target`).
+    strokeFinished(int) : a brush stroke on slice k ended (mouse released).
+    sliceStep(int) : the wheel asks for the next (+1) or previous (-1) slice.
     """
 
     cursorMoved = Signal(object)
     maskEdited = Signal(int)
+    strokeFinished = Signal(int)
+    sliceStep = Signal(int)
+
+    #: zoom factor per wheel notch (120 units of angleDelta) with Ctrl held
+    ZOOM_PER_NOTCH = 1.15
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -82,6 +92,7 @@ class VolumeView(pg.GraphicsLayoutWidget):
         self._edit_getter = None
         self._vertices: list[tuple[float, float]] = []
         self._last_paint: tuple[float, float] | None = None
+        self._wheel_rest = 0
         self.scene().sigMouseMoved.connect(self._mouse_moved)
 
     # ------------------------------------------------------------------ content
@@ -143,6 +154,8 @@ class VolumeView(pg.GraphicsLayoutWidget):
         paint_disc(mask, (i, j), self.brush_radius_mm / self.spacing[:2], value=self.tool == BRUSH, previous=previous)
         self._last_paint = None if finish else (i, j)
         self.maskEdited.emit(self.slice_index)
+        if finish and self.tool == BRUSH:
+            self.strokeFinished.emit(self.slice_index)
 
     def _add_vertex(self, pos: QPointF) -> None:
         self._vertices.append((pos.x(), pos.y()))
@@ -166,6 +179,22 @@ class VolumeView(pg.GraphicsLayoutWidget):
     def cancel_polygon(self) -> None:
         self._vertices = []
         self.polygon_item.setData([], [])
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        """Wheel: next/previous slice (one per notch; touchpad deltas accumulate). Ctrl+wheel: zoom
+        about the pointer by :attr:`ZOOM_PER_NOTCH` per notch."""
+        delta = event.angleDelta().y() or event.angleDelta().x()
+        event.accept()
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            point = self.viewbox.mapSceneToView(self.mapToScene(event.position().toPoint()))
+            factor = self.ZOOM_PER_NOTCH ** (delta / 120.0)
+            self.viewbox.scaleBy((1.0 / factor, 1.0 / factor), center=point)
+            return
+        self._wheel_rest += delta
+        steps = int(self._wheel_rest / 120)
+        if steps:
+            self._wheel_rest -= steps * 120
+            self.sliceStep.emit(steps)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if self.tool == POLYGON and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):

@@ -1,7 +1,9 @@
 """``lobule fewshot segment|evaluate`` and ``lobule train fewshot`` (one-shot organ segmentation, MRI/CT).
 
-Slice indices (``--support-slice``) count along the third voxel axis after reorientation to RAS+
-(see :mod:`lobule.inference.volume.volume`); for most axial files it is the file's own index.
+Slice indices (``--support-slice``) count along the axis in use (``--axis``): by default the
+volume's acquisition axis (a DICOM series' slice normal; for NIfTI the voxel axis of clearly
+largest spacing, else the third), flipped to run towards the patient's R, A or S (see
+:mod:`lobule.inference.volume.volume`); for most axial files it is the file's own index.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 
 from lobule.inference.errors import InputError
+from lobule.inference.volume.volume import AXES
 
 PAPER_DEFAULTS = {"iterations": 100_000, "lr": 1e-3, "lr_gamma": 0.98, "lr_step": 1000, "size": 256, "depth": 101,
                   "base_width": 64, "feature_dim": 256, "batch_size": 1}
@@ -28,9 +31,13 @@ def register(commands, train) -> None:
     s = sub.add_parser("segment", help="segment an organ in every slice from one outlined support slice")
     s.add_argument("volume", help="NIfTI file (.nii, .nii.gz), DICOM series folder or one DICOM file of it")
     s.add_argument("--support-slice", type=int, required=True, metavar="K",
-                   help="support slice index along the third voxel axis (after reorientation to RAS+, as the app's slider)")
+                   help="support slice index along the axis in use (--axis; the app's slider shows the same index)")
+    s.add_argument("--axis", choices=AXES, default="acquisition",
+                   help="slice along the acquisition axis (default: DICOM slice normal, NIfTI stored slice axis) "
+                        "or a reformatted axial/coronal/sagittal view")
     s.add_argument("--support-mask", required=True, metavar="MASK",
-                   help="NIfTI of the volume's shape (only slice K is read) or a 2D image/NIfTI of that slice")
+                   help="NIfTI in the file's voxel grid (the volume's shape, only slice K is read, or one slice), "
+                        "or a 2D image of slice K as the app shows it")
     s.add_argument("--out", required=True, metavar="SEG", help="output NIfTI mask (.nii or .nii.gz), input geometry")
     s.add_argument("--label", type=int, default=None, help="organ value in MASK when it holds several labels")
     s.add_argument("--model", default="fewshot-mri", help="installed model name or card path (default: fewshot-mri)")
@@ -107,8 +114,13 @@ def _note(text: str) -> None:
     print(f"lobule: note: {text}", file=sys.stderr)
 
 
+def _warn(text: str) -> None:
+    print(f"lobule: warning: {text}", file=sys.stderr)
+
+
 # ---------------------------------------------------------------------------------------- segment
 def _segment(args: argparse.Namespace) -> int:
+    from lobule.inference.fewshot.checks import check_result, check_signal, check_support
     from lobule.inference.fewshot.measure import organ_volume_ml, write_numbers_csv
     from lobule.inference.fewshot.predict import SlicePredictor
     from lobule.inference.fewshot.preprocess import normalise_volume
@@ -120,12 +132,16 @@ def _segment(args: argparse.Namespace) -> int:
         raise InputError(f"--out must end in .nii or .nii.gz, not {out.name}")
     if not out.parent.is_dir():
         raise InputError(f"output folder does not exist: {out.parent}")
-    volume = load_volume(args.volume, series=args.series, time_point=args.time_point)
+    volume = load_volume(args.volume, series=args.series, time_point=args.time_point, axis=args.axis)
     for note in volume.notes:
         _note(note)
+    check_signal(volume)
     if volume.shape[2] < 2:
-        raise InputError(f"{Path(args.volume).name} has a single slice; there is no other slice to segment")
+        raise InputError(f"{Path(args.volume).name} has a single slice along the {volume.plane} axis; "
+                         "there is no other slice to segment")
     mask = load_support_mask(args.support_mask, volume, args.support_slice, label=args.label)
+    for warning in check_support(volume, args.support_slice, mask):
+        _warn(warning)
     predictor = SlicePredictor.from_checkpoint(args.model, device=args.device)
     image = normalise_volume(volume.data, volume.modality)
     started = time.monotonic()
@@ -135,8 +151,10 @@ def _segment(args: argparse.Namespace) -> int:
     ml = organ_volume_ml(result, volume)
     if args.csv:
         write_numbers_csv(args.csv, result, volume, args.organ, [args.support_slice], predictor.card.get("name", args.model))
+    for warning in check_result(result):
+        _warn(warning)
     slices = int(result.any(axis=(0, 1)).sum())
-    print(f"{out}: {args.organ} {ml:.1f} mL in {slices} of {volume.shape[2]} slices "
+    print(f"{out}: {args.organ} {ml:.1f} mL in {slices} of {volume.shape[2]} {volume.plane} slices "
           f"(model {predictor.card.get('name')}, {time.monotonic() - started:.1f} s)")
     return 0
 
@@ -353,7 +371,7 @@ def _train(args: argparse.Namespace) -> int:
         "classes": [{"id": 0, "name": "background", "colour": [0, 0, 0]},
                     {"id": 1, "name": "organ (given by the support mask)", "colour": [255, 64, 64]}],
         "input": {
-            "tile_size": args.size, "channels": 3, "slice": "RAS+ slice (X, Y) of the volume, resized to tile_size",
+            "tile_size": args.size, "channels": 3, "slice": "acquisition slice (X, Y) of the volume (axes flipped towards R, A, S), resized to tile_size",
             "normalisation": {"method": "per-volume z-score after clipping to the 0.5-99.5 percentiles (CT: -125..275 HU)"},
         },
         "training": {

@@ -26,7 +26,8 @@ class Case:
 
 @dataclass
 class LoadedCase:
-    """A case in RAS+ order: ``volume`` (raw), ``image`` (X, Y, Z) float32 normalised,
+    """A case sliced along its acquisition axis (:func:`~lobule.inference.volume.load_volume`; RAS+ for
+    the axial CHAOS volumes): ``volume`` (raw), ``image`` (X, Y, Z) float32 normalised,
     ``label`` (X, Y, Z) uint8 or None."""
 
     case_id: str

@@ -34,8 +34,9 @@ def write_numbers_csv(path: str | Path, mask: np.ndarray, volume: Volume, organ:
     """Write the organ's numbers as a long-format CSV, atomically.
 
     Columns: ``quantity, slice, position_mm, value, unit``. Rows: ``organ_volume`` (mL), then one
-    ``slice_area`` (mm^2) per slice holding the organ, ``position_mm`` the slice's superior (S)
-    coordinate in RAS+ mm. Support slices are listed as ``support_slice`` rows; the input, organ
+    ``slice_area`` (mm^2) per slice holding the organ, ``position_mm`` the slice's RAS+ coordinate
+    along the patient axis its normal is closest to (S for axial slices; the ``slice_axis`` row
+    names it with the plane). Support slices are listed as ``support_slice`` rows; the input, organ
     and model as ``source`` / ``organ`` / ``model`` rows.
     """
     path = Path(path)
@@ -46,9 +47,12 @@ def write_numbers_csv(path: str | Path, mask: np.ndarray, volume: Volume, organ:
         writer.writerow(["source", "", "", volume.source, ""])
         writer.writerow(["organ", "", "", organ, ""])
         writer.writerow(["model", "", "", model, ""])
+        code = volume.slice_position_mm(0)[0]
+        kind = "acquisition" if volume.axis == "acquisition" else "reformatted"
+        writer.writerow(["slice_axis", "", "", f"{volume.plane} slices ({kind}), position along {code}", ""])
         writer.writerow(["organ_volume", "", "", f"{organ_volume_ml(mask, volume):.3f}", "mL"])
         for k in supports:
-            writer.writerow(["support_slice", k, f"{volume.voxel_to_mm((0, 0, k))[2]:.2f}", "", ""])
+            writer.writerow(["support_slice", k, f"{volume.slice_position_mm(k)[1]:.2f}", "", ""])
         for k in np.flatnonzero(areas):
-            writer.writerow(["slice_area", int(k), f"{volume.voxel_to_mm((0, 0, k))[2]:.2f}", f"{areas[k]:.2f}", "mm2"])
+            writer.writerow(["slice_area", int(k), f"{volume.slice_position_mm(int(k))[1]:.2f}", f"{areas[k]:.2f}", "mm2"])
     return path

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.errors import InputError
+from lobule.inference.fewshot.checks import check_result, check_signal, check_support
 from lobule.inference.fewshot.measure import organ_volume_ml, slice_areas_mm2, write_numbers_csv
 from lobule.inference.fewshot.preprocess import normalise_volume
 from lobule.inference.fewshot.segment import segment_volume
@@ -26,6 +27,8 @@ class OneShotSession:
     result : (X, Y, Z) bool mask of the last run, or None.
     result_supports : the support slices the result was computed from.
     organ : the organ's name, for exports.
+    support_warnings : one-line warnings of the last :meth:`ready_supports` (tiny or ring-shaped supports).
+    result_warnings : one-line warnings about the result (empty, on one slice only).
     """
 
     def __init__(self, volume: Volume, organ: str = "organ") -> None:
@@ -35,7 +38,22 @@ class OneShotSession:
         self.result_supports: list[int] = []
         self.model_name = ""
         self.organ = organ
+        self.support_warnings: list[str] = []
+        self.result_warnings: list[str] = []
         self._normalised: np.ndarray | None = None
+
+    def reslice(self, axis: str) -> None:
+        """Slice the volume along ``axis`` (:data:`~lobule.inference.volume.volume.AXES`). The result
+        follows (same voxels); support masks are planes of the old slicing and are dropped."""
+        volume = self.volume.resliced(axis)
+        if volume is self.volume:
+            return
+        if self.result is not None:
+            self.result = volume.from_source(self.volume.to_source(self.result)).astype(bool)
+        self.volume = volume
+        self.supports = {}
+        self.support_warnings = []
+        self._normalised = None
 
     # ------------------------------------------------------------------ supports
     def support_mask(self, k: int, create: bool = False) -> np.ndarray | None:
@@ -67,18 +85,22 @@ class OneShotSession:
             raise InputError(f"slice {k} is outside the volume (0..{self.volume.shape[2] - 1})")
 
     def ready_supports(self) -> dict[int, np.ndarray]:
-        """Copies of the supports for a run.
+        """Copies of the supports for a run; :attr:`warnings` lists doubtful ones (tiny, rings).
 
         Raises
         ------
         InputError
-            No support, or a support slice with an empty mask.
+            A volume without signal, no support, or a support that is empty, covers nearly the
+            whole slice or lies on a slice without signal
+            (:func:`~lobule.inference.fewshot.checks.check_support`).
         """
+        check_signal(self.volume)
         if not self.supports:
             raise InputError("no support slice yet: go to a slice showing the organ and outline it")
-        empty = [k for k, m in self.supports.items() if not m.any()]
-        if empty:
-            raise InputError(f"support slice {empty[0]} is empty: outline the organ there or remove the support")
+        warnings = []
+        for k in sorted(self.supports):
+            warnings += check_support(self.volume, k, self.supports[k])
+        self.support_warnings = warnings
         return {k: m.copy() for k, m in self.supports.items()}
 
     # ------------------------------------------------------------------ running
@@ -103,6 +125,12 @@ class OneShotSession:
         self.result = mask.astype(bool)
         self.result_supports = sorted(supports)
         self.model_name = model_name
+        self.result_warnings = check_result(self.result)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Support warnings of the last run, then result warnings."""
+        return self.support_warnings + self.result_warnings
 
     # ------------------------------------------------------------------ numbers
     def volume_ml(self) -> float | None:

@@ -1,6 +1,7 @@
-"""MRI/CT volume I/O: NIfTI (nibabel) and DICOM series (pydicom), reoriented to RAS+.
+"""MRI/CT volume I/O: NIfTI (nibabel) and DICOM series (pydicom), sliced along the acquisition axis
+or a reformatted patient plane.
 
-See :mod:`lobule.inference.volume.volume` for the orientation convention.
+See :mod:`lobule.inference.volume.volume` for the slicing and orientation convention.
 """
 from lobule.inference.volume.dicom import SeriesInfo, list_series, load_dicom_series, pick_series
 from lobule.inference.volume.io import (
@@ -10,11 +11,12 @@ from lobule.inference.volume.io import (
     save_mask_nifti,
 )
 from lobule.inference.volume.nifti import load_nifti
-from lobule.inference.volume.volume import Volume, canonical_volume
+from lobule.inference.volume.volume import AXES, Volume, oriented_volume
 
 __all__ = [
+    "AXES",
     "Volume",
-    "canonical_volume",
+    "oriented_volume",
     "SeriesInfo",
     "list_series",
     "pick_series",

@@ -20,7 +20,12 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from lobule.inference.errors import VolumeError
-from lobule.inference.volume.volume import Volume, canonical_volume
+from lobule.inference.volume.volume import Volume, oriented_volume
+
+#: SOP classes that are never images of a volume: DICOMDIR (Media Storage Directory), presentation
+#: states (Grayscale/Colour/Pseudo-colour/Blending ..., 1.2.840.10008.5.1.4.1.1.11.*) and structured
+#: reports / key object selections (1.2.840.10008.5.1.4.1.1.88.*)
+NON_IMAGE_SOP_PREFIXES = ("1.2.840.10008.1.3.10", "1.2.840.10008.5.1.4.1.1.11.", "1.2.840.10008.5.1.4.1.1.88.")
 
 #: relative deviation of a slice gap from the median gap that counts as uneven spacing
 GAP_TOLERANCE = 0.1
@@ -65,10 +70,20 @@ def _read_header(path: Path):
         return None
 
 
+def _is_image(ds) -> bool:
+    """True for an image object: not a DICOMDIR, presentation state or report, and has Rows/Columns."""
+    meta = getattr(ds, "file_meta", None)
+    classes = (str(ds.get("SOPClassUID", "")), str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "")
+    if any(uid.startswith(NON_IMAGE_SOP_PREFIXES) for uid in classes if uid):
+        return False
+    return "Rows" in ds and "Columns" in ds
+
+
 def list_series(folder: str | Path) -> list[SeriesInfo]:
     """The image series in ``folder`` (files directly inside it), largest first.
 
-    Files that are not DICOM, or DICOM objects without pixel data (reports, DICOMDIR), are skipped.
+    Files that are not DICOM, DICOMDIR files, presentation states, structured reports and other
+    objects without an image matrix are skipped (:data:`NON_IMAGE_SOP_PREFIXES`).
 
     Raises
     ------
@@ -83,7 +98,7 @@ def list_series(folder: str | Path) -> list[SeriesInfo]:
         if not entry.is_file():
             continue
         ds = _read_header(Path(entry.path))
-        if ds is None or "Rows" not in ds or "Columns" not in ds:  # not an image (report, DICOMDIR...)
+        if ds is None or not _is_image(ds):
             continue
         groups[str(ds.get("SeriesInstanceUID", "unknown"))].append((Path(entry.path), ds))
     if not groups:
@@ -133,14 +148,15 @@ def pick_series(folder: str | Path, series: str | int | None = None) -> SeriesIn
     raise VolumeError(f"no series {key!r} in {Path(folder).name}; available: {listing}")
 
 
-def load_dicom_series(path: str | Path, series: str | int | None = None) -> Volume:
-    """Read a DICOM series as a RAS+ :class:`Volume`.
+def load_dicom_series(path: str | Path, series: str | int | None = None, axis: str = "acquisition") -> Volume:
+    """Read a DICOM series as a :class:`Volume`, sliced along its slice normal by default.
 
     Parameters
     ----------
     path : a folder holding the series, or one file of it (its folder is scanned for the rest of
         the series).
     series : which series when the folder holds several (see :func:`pick_series`).
+    axis : ``acquisition`` (the slice normal) or a reformatted ``axial`` / ``coronal`` / ``sagittal`` view.
 
     Raises
     ------
@@ -200,8 +216,9 @@ def load_dicom_series(path: str | Path, series: str | int | None = None) -> Volu
     modality = str(first.get("Modality", "")).strip()
     unit = "HU" if modality == "CT" else "a.u."
     description = info.label()
-    return canonical_volume(
-        data, affine, source=str(path), modality=modality, unit=unit, notes=tuple(notes), description=description
+    return oriented_volume(
+        data, affine, axis=axis, slice_axis=2, source=str(path), modality=modality, unit=unit, notes=tuple(notes),
+        description=description,
     )
 
 

@@ -9,15 +9,16 @@ import numpy as np
 from lobule.inference.errors import VolumeError
 from lobule.inference.volume.dicom import load_dicom_series
 from lobule.inference.volume.nifti import is_nifti, load_nifti
-from lobule.inference.volume.volume import Volume
+from lobule.inference.volume.volume import AXES, Volume
 from lobule.models.atomic import atomic_path
 
 #: file endings of plain 2D images (a slice, never a volume)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def load_volume(path: str | Path, series: str | int | None = None, time_point: int | None = None) -> Volume:
-    """Open a NIfTI file, a DICOM file's series, or a DICOM series folder as a RAS+ :class:`Volume`.
+def load_volume(path: str | Path, series: str | int | None = None, time_point: int | None = None,
+                axis: str = "acquisition") -> Volume:
+    """Open a NIfTI file, a DICOM file's series, or a DICOM series folder as a :class:`Volume`.
 
     Parameters
     ----------
@@ -25,6 +26,8 @@ def load_volume(path: str | Path, series: str | int | None = None, time_point: i
     series : which DICOM series when the folder holds several (1-based index, ``#SeriesNumber``
         or SeriesInstanceUID).
     time_point : for 4D NIfTI, the time point (default 0).
+    axis : slice along the ``acquisition`` axis (default) or a reformatted ``axial``, ``coronal``
+        or ``sagittal`` view (see :mod:`lobule.inference.volume.volume`).
 
     Raises
     ------
@@ -33,19 +36,21 @@ def load_volume(path: str | Path, series: str | int | None = None, time_point: i
         The message is one line.
     """
     path = Path(path)
+    if axis not in AXES:
+        raise VolumeError(f"unknown slicing axis {axis!r}; choose one of {', '.join(AXES)}")
     if not path.exists():
         raise VolumeError(f"volume not found: {path}")
     if path.is_dir():
-        return load_dicom_series(path, series)
+        return load_dicom_series(path, series, axis=axis)
     if path.stat().st_size == 0:
         raise VolumeError(f"{path.name} is empty")
     if is_nifti(path):
-        return load_nifti(path, time_point)
+        return load_nifti(path, time_point, axis=axis)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise VolumeError(
             f"{path.name} is a 2D image, not a volume; give a NIfTI file (.nii, .nii.gz) or a DICOM series folder"
         )
-    return load_dicom_series(path, series)
+    return load_dicom_series(path, series, axis=axis)
 
 
 def load_support_mask(path: str | Path, volume: Volume, slice_index: int, label: int | None = None) -> np.ndarray:
@@ -53,11 +58,12 @@ def load_support_mask(path: str | Path, volume: Volume, slice_index: int, label:
 
     Parameters
     ----------
-    path : a NIfTI of the volume's shape in the file's voxel order (only the given slice is
-        read; it is reoriented like the volume), or a 2D image / 2D NIfTI of the slice as the
-        app shows it: an (X, Y) array equal in layout to ``volume.slice(k)``.
+    path : a NIfTI in the file's own voxel grid: of the volume's shape (only the given slice is
+        read; it is reoriented like the volume), or one slice of it (the file's shape without
+        the axis being sliced, optionally with that axis of length 1); or a 2D image (PNG, TIFF)
+        of the slice as the app shows it: an (X, Y) array equal in layout to ``volume.slice(k)``.
     volume : the volume the mask belongs to.
-    slice_index : slice ``k`` along the third RAS+ axis.
+    slice_index : slice ``k`` of the volume (along the axis in use, as ``volume.slice``).
     label : which value is the organ when the mask holds several labels (e.g. a label map);
         None accepts any non-zero value when only one is present.
 
@@ -83,16 +89,17 @@ def load_support_mask(path: str | Path, volume: Volume, slice_index: int, label:
         except Exception as exc:
             raise VolumeError(f"cannot read support mask {path.name}: {exc}") from None
         array = np.squeeze(array) if array.ndim > 3 else array
+        file_axis = int(np.flatnonzero(volume.ornt[:, 0] == 2)[0])  # the file axis being sliced
+        one_slice = tuple(s for a, s in enumerate(volume.source_shape) if a != file_axis)
         if array.ndim == 3 and tuple(array.shape) == tuple(volume.source_shape):
             plane = volume.from_source(np.asarray(array))[:, :, slice_index]
-        elif array.ndim == 3 and array.shape[2] == 1 and tuple(array.shape[:2]) == slice_shape:
-            plane = np.asarray(array[:, :, 0])
-        elif array.ndim == 2 and tuple(array.shape) == slice_shape:
-            plane = np.asarray(array)
+        elif (array.ndim == 3 and array.shape[file_axis] == 1 and np.squeeze(array, file_axis).shape == one_slice) \
+                or (array.ndim == 2 and tuple(array.shape) == one_slice):
+            plane = _file_plane_to_slice(np.asarray(array).reshape(one_slice), volume, file_axis)
         else:
             raise VolumeError(
                 f"support mask {path.name} has shape {_fmt(array.shape)}; expected the volume's {_fmt(volume.source_shape)} "
-                f"or one slice {_fmt(slice_shape)}"
+                f"or one slice of it {_fmt(one_slice)} (the file's voxel grid)"
             )
     else:
         plane = _read_image(path)
@@ -103,6 +110,12 @@ def load_support_mask(path: str | Path, volume: Volume, slice_index: int, label:
                 f"support mask {path.name} has shape {_fmt(plane.shape)}; slice {slice_index} of the volume is {_fmt(slice_shape)}"
             )
     return binary_from_labels(plane, label, f"support mask {path.name} on slice {slice_index}")
+
+
+def _file_plane_to_slice(plane: np.ndarray, volume: Volume, file_axis: int) -> np.ndarray:
+    """A plane in the file's grid (the file's axes without ``file_axis``) in the layout of ``volume.slice``."""
+    stacked = np.expand_dims(plane, file_axis)  # a one-slice volume in file order
+    return np.asarray(volume.from_source(stacked))[:, :, 0]
 
 
 def binary_from_labels(plane: np.ndarray, label: int | None, what: str) -> np.ndarray:
@@ -143,7 +156,7 @@ def _fmt(shape) -> str:
 
 
 def save_mask_nifti(mask: np.ndarray, volume: Volume, path: str | Path, label: int = 1) -> Path:
-    """Write an (X, Y, Z) RAS+ mask as a uint8 NIfTI in the input's own voxel order and affine,
+    """Write an (X, Y, Z) mask (``volume``'s voxel order) as a uint8 NIfTI in the input's own voxel order and affine,
     atomically.
 
     Parameters

@@ -7,7 +7,7 @@ import nibabel as nib
 import numpy as np
 
 from lobule.inference.errors import VolumeError
-from lobule.inference.volume.volume import Volume, canonical_volume
+from lobule.inference.volume.volume import Volume, oriented_volume
 
 _UNIT_TO_MM = {"mm": 1.0, "meter": 1000.0, "micron": 0.001}
 
@@ -17,14 +17,16 @@ def is_nifti(path: Path) -> bool:
     return name.endswith(".nii") or name.endswith(".nii.gz")
 
 
-def load_nifti(path: str | Path, time_point: int | None = None) -> Volume:
-    """Read a NIfTI file as a RAS+ :class:`Volume`.
+def load_nifti(path: str | Path, time_point: int | None = None, axis: str = "acquisition") -> Volume:
+    """Read a NIfTI file as a :class:`Volume` sliced along ``axis``.
 
     Parameters
     ----------
     path : ``.nii`` or ``.nii.gz`` file.
     time_point : for a 4D file, the index along the fourth axis to use (default 0; the choice is
         stated in :attr:`Volume.notes`).
+    axis : ``acquisition`` (the voxel axis of clearly largest spacing, else the third) or a
+        reformatted ``axial`` / ``coronal`` / ``sagittal`` view (:mod:`~lobule.inference.volume.volume`).
 
     Raises
     ------
@@ -76,15 +78,21 @@ def load_nifti(path: str | Path, time_point: int | None = None) -> Volume:
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise VolumeError(f"{path.name} has no usable voxel-to-world affine")
     finite = np.isfinite(data)
-    if not finite.all():
+    nonfinite = int(data.size - np.count_nonzero(finite))
+    if nonfinite:
         data = np.where(finite, data, 0.0).astype(np.float32)
-        notes.append(f"{int((~finite).sum())} voxels are NaN or infinite; shown as 0")
+        notes.append(f"{nonfinite} voxels are NaN or infinite; shown as 0")
     modality, unit = _guess_modality(data)
     if modality == "CT":
         notes.append("intensities look like Hounsfield units (minimum near -1024): CT windows offered")
-    return canonical_volume(
-        data, affine, source=str(path), modality=modality, unit=unit, notes=tuple(notes), description=path.name,
-        time_points=count, time_point=t,
+    header = image.header
+    oriented = not (isinstance(header, nib.Nifti1Header)  # NIfTI-2 headers are Nifti1Header subclasses
+                    and int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0)
+    if not oriented:
+        notes.append("the file states no patient orientation (qform and sform codes 0): directions are voxel axes")
+    return oriented_volume(
+        data, affine, axis=axis, source=str(path), modality=modality, unit=unit, notes=tuple(notes),
+        description=path.name, time_points=count, time_point=t, nonfinite=nonfinite, oriented=oriented,
     )
 
 

@@ -19,7 +19,8 @@ def test_nifti_is_reoriented_to_ras_and_says_so(nibabel_data):
     assert nib.aff2axcodes(volume.affine) == ("R", "A", "S")
     # LAS -> RAS flips the first axis only
     np.testing.assert_array_equal(volume.data, np.asarray(raw.dataobj, np.float32)[::-1])
-    assert any("LAS" in note and "RAS" in note for note in volume.notes)
+    assert any("the file is LAS" in note and "A up, R left" in note for note in volume.notes)
+    assert volume.axis == "acquisition" and volume.plane_label == "axial, acquisition plane; A up, R left"
     # same world position for matching voxels
     np.testing.assert_allclose(volume.voxel_to_mm((0, 5, 7)), raw.affine[:3, :3] @ [32, 5, 7] + raw.affine[:3, 3])
     np.testing.assert_array_equal(volume.to_source(volume.data), np.asarray(raw.dataobj, np.float32))
@@ -177,3 +178,17 @@ def test_saved_mask_has_the_input_geometry(tmp_path, nibabel_data):
     np.testing.assert_allclose(written.affine, source.affine)
     np.testing.assert_array_equal(np.asarray(written.dataobj) > 0, volume.to_source(mask))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.nii.gz"]  # no temporary left
+
+
+def test_nifti_without_orientation_is_shown_in_voxel_axes(tmp_path):
+    data = np.arange(10 * 12 * 5, dtype=np.float32).reshape(10, 12, 5)
+    image = nib.Nifti1Image(data, np.diag([2.0, 2.0, 4.0, 1.0]))
+    image.set_qform(None, code=0)
+    image.set_sform(None, code=0)
+    nib.save(image, str(tmp_path / "plain.nii"))
+    volume = load_volume(tmp_path / "plain.nii")
+    np.testing.assert_array_equal(volume.data, data)  # no flips from a made-up orientation
+    assert volume.plane_label == "acquisition plane; voxel axes: j up, i left (no orientation in the file)"
+    assert any("no patient orientation" in note for note in volume.notes)
+    sideways = volume.resliced("sagittal")  # along voxel axis i
+    assert sideways.shape == (12, 5, 10) and "k up, j left" in sideways.plane_label

@@ -36,7 +36,7 @@ def test_open_browse_draw_run_export(tab, qtbot, nibabel_data, tiny_models, tmp_
     volume = tab.session.volume
     assert tab.is_ready()
     assert tab.slider.maximum() == volume.shape[2] - 1 == 24
-    assert "LAS" in tab.notes_label.text()
+    assert "(file axes LAS)" in tab.plane_label.text()
     tab.slider.setValue(12)
     assert tab.slice_index == 12 and "12 / 24" in tab.slice_label.text()
     assert tab.view.image_item.image.shape == (33, 41)
@@ -135,3 +135,74 @@ def test_4d_volume_offers_its_time_points(tab, qtbot, nibabel_data):
     with qtbot.waitSignal(tab.opened, timeout=20000):
         tab.time_spin.setValue(1)
     assert tab.session.volume.time_point == 1 and not np.array_equal(first, tab.session.volume.data)
+
+
+def _open(tab, qtbot, path):
+    with qtbot.waitSignal(tab.opened, timeout=20000):
+        tab.open_path(str(path))
+    return tab.session.volume
+
+
+def test_closed_brushed_outline_is_filled_and_one_slice_result_warns(tab, qtbot, nibabel_data, tiny_models):
+    _open(tab, qtbot, nibabel_data / "anatomical.nii")
+    tab.slider.setValue(12)
+    tab.set_tool(BRUSH)
+    tab.view.brush_radius_mm = 2.0
+    centre = np.array([32.0, 40.0])  # mm
+    points = [centre + 14.0 * np.array([np.cos(a), np.sin(a)]) for a in np.linspace(0, 2 * np.pi, 40)]
+    for index, (x, y) in enumerate(points):  # one stroke around the organ, as a user outlines it
+        tab.view._paint_at(QPointF(x, y), start=index == 0, finish=index == len(points) - 1)
+    support = tab.session.supports[12]
+    assert support[16, 20]  # the centre (voxel = mm / 2) is part of the support now
+    assert "closed outline on slice 12 filled" in tab.warning_label.text() and tab.warning_label.isVisibleTo(tab)
+    tab.first_spin.setValue(12)
+    tab.last_spin.setValue(12)  # the organ only on the support slice
+    tab.model_combo.setCurrentText("tiny-dpcenet")
+    with qtbot.waitSignal(tab.segmentationFinished, timeout=60000):
+        tab.run()
+    assert tab.result_label.text().endswith("mL in 1 slice")
+    assert "covers 1 slice only" in tab.warning_label.text()
+
+
+def test_wheel_steps_slices_ctrl_wheel_zooms(tab, qtbot, nibabel_data):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QWheelEvent
+
+    _open(tab, qtbot, nibabel_data / "anatomical.nii")
+    tab.show()
+    tab.slider.setValue(12)
+
+    def wheel(notches, modifiers=Qt.KeyboardModifier.NoModifier):
+        centre = QPointF(tab.view.width() / 2, tab.view.height() / 2)
+        event = QWheelEvent(centre, tab.view.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120 * notches),
+                            Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+        tab.view.wheelEvent(event)
+
+    width = tab.view.viewbox.viewRange()[0][1] - tab.view.viewbox.viewRange()[0][0]
+    wheel(1)
+    assert tab.slice_index == 13
+    wheel(-2)
+    assert tab.slice_index == 11
+    assert tab.view.viewbox.viewRange()[0][1] - tab.view.viewbox.viewRange()[0][0] == pytest.approx(width)
+    wheel(1, Qt.KeyboardModifier.ControlModifier)
+    assert tab.slice_index == 11
+    zoomed = tab.view.viewbox.viewRange()[0][1] - tab.view.viewbox.viewRange()[0][0]
+    assert zoomed == pytest.approx(width / tab.view.ZOOM_PER_NOTCH, rel=0.02)
+
+
+def test_slicing_choice_reformats_and_labels_the_plane(tab, qtbot, nibabel_data):
+    volume = _open(tab, qtbot, nibabel_data / "anatomical.nii")  # 33 x 41 x 25, LAS
+    assert tab.axis_combo.currentText() == "acquisition"
+    assert "axial, acquisition plane; A up, R left" in tab.plane_label.text()
+    assert "(S " in tab.slice_label.text()
+    for name in ("bottom", "left"):  # no "(x0.001)" scale factor on the empty area plot
+        assert "x0" not in tab.area_plot.getAxis(name).labelString()
+    tab.make_support(12)
+    tab.axis_combo.setCurrentText("sagittal")
+    assert tab.session.volume.axis == "sagittal" and tab.slider.maximum() == volume.shape[0] - 1
+    assert "sagittal, reformatted; S up, A left" in tab.plane_label.text()
+    assert tab.view.image_item.image.shape == (41, 25)
+    assert "(R " in tab.slice_label.text()
+    assert not tab.session.supports and "support slice of the previous slicing dropped" in tab.warning_label.text()
+    tab.axis_combo.setCurrentText("acquisition")
+    np.testing.assert_array_equal(tab.session.volume.data, volume.data)
