@@ -91,12 +91,11 @@ def ray_run(folder: Path, out: Path, model: str, device: str, workers: int, cpus
     import ray
 
     from lobule.inference.batch import run_cohort
-    from lobule.inference.batch.runner import OBJECT_STORE_BYTES
+    from lobule.inference.batch.runner import init_local_ray
 
     temp = tempfile.mkdtemp(prefix="lobule-bench-ray-")
     t0 = time.perf_counter()
-    ray.init(address="local", num_cpus=os.cpu_count(), object_store_memory=OBJECT_STORE_BYTES,
-             include_dashboard=False, _temp_dir=temp, log_to_driver=False)
+    init_local_ray(os.cpu_count() or 1, temp)
     started = time.perf_counter() - t0
     try:
         t1 = time.perf_counter()

@@ -23,7 +23,7 @@ GRADES = (  # (cohort.csv column, title, highest grade)
 )
 _TABLE_COLUMNS = ("case", "region", "tissue_mm2", "steatosis_percent", "foci_per_200x_field",
                   "ballooned_per_200x_field", "steatosis_grade", "inflammation_grade", "ballooning_grade",
-                  "nas_sum", "qc_flags", "seconds", "status", "error")
+                  "nas_sum", "qc_flags", "seconds", "status")  # reasons of failures: their own table
 
 
 def _png(figure) -> str:
@@ -71,6 +71,11 @@ def steatosis_figure(rows: list[dict]):
 
 
 def _cell(value) -> str:
+    if isinstance(value, str) and "." in value:  # numbers read back from cohort.csv
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, float):
         return f"{value:.4g}"
     return html.escape("" if value is None else str(value))
@@ -91,8 +96,8 @@ def write_cohort_html(path: Path, rows: list[dict], *, title: str = "Lobule coho
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td.t,th{text-align:left}"
-        "img{max-width:100%}.fail{color:#b00}</style></head><body>",
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}td.t,th{text-align:left}"
+        "img{max-width:100%}.fail{color:#b00}td.fail{white-space:normal}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f"<p>{cases} slides: {len({r['case'] for r in ok})} analysed, "
         f"<span class='fail'>{len(failed)} not analysed</span>. Grades are derived estimates from the "
@@ -112,7 +117,7 @@ def write_cohort_html(path: Path, rows: list[dict], *, title: str = "Lobule coho
     parts.append("<h2>Slides</h2><table><tr>" + "".join(f"<th>{c}</th>" for c in _TABLE_COLUMNS) + "</tr>")
     for row in rows:
         parts.append("<tr>" + "".join(
-            f"<td class='{'t' if c in ('case', 'region', 'qc_flags', 'status', 'error') else ''}'>"
+            f"<td class='{'t' if c in ('case', 'region', 'qc_flags', 'status') else ''}'>"
             f"{_cell(row.get(c))}</td>" for c in _TABLE_COLUMNS) + "</tr>")
     parts.append("</table></body></html>\n")
     with atomic_write(path, "w", encoding="utf-8") as handle:

@@ -187,9 +187,27 @@ def _start_ray(address: str | None) -> tuple[bool, str | None]:
             raise InputError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
         return True, None
     temp_dir = tempfile.mkdtemp(prefix="lobule-ray-")
-    ray.init(address="local", num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES,
-             include_dashboard=False, _temp_dir=temp_dir, **quiet)
+    init_local_ray(os.cpu_count() or 1, temp_dir)
     return True, temp_dir
+
+
+def init_local_ray(cpus: int, temp_dir: str, object_store_bytes: int = OBJECT_STORE_BYTES) -> None:
+    """Start a private local Ray instance: ``cpus`` CPUs, no dashboard, a small object store,
+    workers' logs not forwarded, its files under ``temp_dir``.
+
+    Raises
+    ------
+    LobuleError
+        If Ray does not start (Ray gives its node 30 s to register, which a machine under very
+        heavy load can miss).
+    """
+    import ray
+
+    try:
+        ray.init(address="local", num_cpus=cpus, object_store_memory=object_store_bytes, include_dashboard=False,
+                 _temp_dir=temp_dir, logging_level=logging.WARNING, log_to_driver=False)
+    except Exception as exc:
+        raise LobuleError(f"Ray did not start on this machine: {first_line(exc)}") from exc
 
 
 def _nodes() -> list[dict]:

@@ -38,9 +38,9 @@ def local_ray(tmp_path_factory):
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         ray.shutdown()
-    temp = tmp_path_factory.mktemp("ray")
-    ray.init(address="local", num_cpus=2, object_store_memory=120 * 2**20, include_dashboard=False,
-             _temp_dir=str(temp), log_to_driver=False)
+    from lobule.inference.batch.runner import init_local_ray
+
+    init_local_ray(2, str(tmp_path_factory.mktemp("ray")), object_store_bytes=120 * 2**20)
     batch_fastmodel.ship_to_workers()
     yield ray
     ray.shutdown()

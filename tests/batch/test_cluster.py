@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -25,12 +26,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen:
+def _start(args: list[str], log: Path, env: dict) -> subprocess.Popen:
     """``ray start ... --block`` in its own session (so its process group can be ended)."""
     handle = open(log, "wb")
     return subprocess.Popen([str(RAY), "start", "--block", "--disable-usage-stats", "--num-cpus", "1",
                              "--object-store-memory", str(100 * 2**20), *args],
-                            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -45,17 +46,33 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(timeout=10)
 
 
-def _wait_for_nodes(address: str, count: int, env: dict, timeout: float = 120.0) -> None:
+def _alive_nodes(address: str, env: dict) -> int:
     probe = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
              "print(sum(1 for n in ray.nodes() if n['Alive']))")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=env,
                               timeout=120)
-        if done.returncode == 0 and done.stdout.strip().splitlines()[-1:] == [str(count)]:
-            return
-        time.sleep(2)
-    pytest.fail(f"the {count}-node Ray cluster did not come up at {address}")
+        lines = done.stdout.strip().splitlines()
+        if done.returncode == 0 and lines and lines[-1].isdigit():
+            return int(lines[-1])
+    return 0
+
+
+def _start_node(args: list[str], temp: Path, env: dict, address: str, count: int, nodes: list) -> None:
+    """Start a node and wait until the cluster has ``count`` live nodes. Ray gives a node 30 s to
+    register; on a busy machine that can pass, and the node exits: then it is started again
+    (three tries)."""
+    for attempt in range(3):
+        log = temp.with_name(f"{temp.name}-{attempt}.log")
+        process = _start([*args, "--temp-dir", str(temp / str(attempt))], log, env)
+        nodes.append(process)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            if _alive_nodes(address, env) >= count:
+                return
+            time.sleep(2)
+        _stop(process)
+    pytest.fail(f"Ray node {count} did not start at {address}: {log.read_text()[-2000:]}")
 
 
 @pytest.mark.slow
@@ -64,17 +81,16 @@ def test_two_node_cluster_same_outputs(first_run, cohort_dir, tmp_path):
         pytest.skip("the ray command is not installed beside this Python")
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=os.pathsep.join(
-        [str(HERE), os.environ.get("PYTHONPATH", "")]))
+    # Token authentication, as a real cluster uses: every node and driver gets the same token.
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32),
+               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     env.pop("RAY_ADDRESS", None)
     nodes = []
     try:
-        nodes.append(_start(["--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                             "--include-dashboard=false", "--temp-dir", str(tmp_path / "head")], tmp_path / "head.log"))
-        _wait_for_nodes(address, 1, env)
-        nodes.append(_start(["--address", address, "--node-ip-address", "127.0.0.1",
-                             "--temp-dir", str(tmp_path / "node2")], tmp_path / "node2.log"))
-        _wait_for_nodes(address, 2, env)
+        head = ["--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard=false"]
+        _start_node(head, tmp_path / "head", env, address, 1, nodes)
+        second = ["--address", address, "--node-ip-address", "127.0.0.1"]
+        _start_node(second, tmp_path / "node2", env, address, 2, nodes)
         out = tmp_path / "results"
         done = subprocess.run([sys.executable, str(HERE / "cluster_driver.py"), address, str(cohort_dir), str(out)],
                               capture_output=True, text=True, env=env, timeout=300)

@@ -117,3 +117,28 @@ def test_manifest_mpp_and_invisible_path(local_ray, cohort_dir, tmp_path):
     with pytest.raises(InputError, match=r"missing\.svs is not visible.*same path on every node"):
         run_cohort(manifest, tmp_path / "out2", load=make_predictor, workers=1, cpus_per_worker=1)
     assert not (tmp_path / "out2" / "cohort.csv").exists()
+
+
+def test_cancel_leaves_no_partial_output_and_resumes(local_ray, cohort_dir, tmp_path):
+    import threading
+
+    from batch_fastmodel import make_predictor
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("slide\n" + "".join(f"{cohort_dir / name}\n" for name in ("small-b.tif", "small-a.tif",
+                                                                                    "demo.svs")))
+    out = tmp_path / "out"
+    stop = threading.Event()
+    run1 = run_cohort(manifest, out, load=make_predictor, workers=1, cpus_per_worker=1, cancel=stop,
+                      on_result=lambda record: stop.set())
+    assert run1.interrupted and run1.analysed == 1
+    statuses = {row["case"]: row["status"] for row in _csv(out / "cohort.csv")}
+    assert statuses["small-b"] == "ok" and set(statuses.values()) - {"ok"} <= {"not run", "cancelled"}
+    assert (out / "cohort.html").is_file()
+    leftovers = [p.name for p in out.rglob("*") if ".part" in p.name or p.name.startswith(".lobule-probe")]
+    assert leftovers == []
+    assert {p.stem for p in (out / ".lobule-batch").iterdir()} == {c for c, s in statuses.items() if s == "ok"}
+
+    run2 = run_cohort(manifest, out, load=make_predictor, workers=1, cpus_per_worker=1)
+    assert (run2.skipped, run2.analysed + run2.skipped, run2.interrupted) == (run1.analysed, 3, False)
+    assert {row["status"] for row in _csv(out / "cohort.csv")} == {"ok"}

@@ -58,3 +58,16 @@ def test_missing_input_and_empty_folder(tmp_path):
 def test_case_names_are_safe_folder_names():
     assert case_name("../etc/passwd") == "_etc_passwd"
     assert case_name("a b") == "a_b" and case_name("...") == "case" and case_name("S-12.3+x") == "S-12.3+x"
+
+
+def test_cli_refuses_bad_input_before_starting_ray(tmp_path, capsys):
+    from lobule.inference.cli import run
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("slide,mpp\none.svs,zero\n")
+    assert run(["batch", str(manifest), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "cohort.csv line 2: mpp 'zero'" in err
+    assert not (tmp_path / "out").exists()
+    assert run(["batch", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 2
+    assert "cohort input not found" in capsys.readouterr().err
