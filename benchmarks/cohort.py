@@ -134,11 +134,13 @@ def main() -> None:
                    "plain_s": plain(slides, work / "plain", args.model, args.device)}
         if not args.skip_cli:
             results["cli_s"] = cli(slides, work / "cli", args.model, args.device)
+        print(f"plain: {results['plain_s']:.1f} s for {n} slides", flush=True)
         for workers in args.workers:
             started, wall = ray_run(folder, work / f"ray-{workers}", args.model, args.device, workers,
                                     args.cpus_per_worker)
             results[f"ray{workers}_startup_s"] = started
             results[f"ray{workers}_s"] = wall
+            print(f"ray-{workers}: start-up {started:.1f} s, cohort {wall:.1f} s", flush=True)
         print(f"{n} slides, model {args.model}, {os.cpu_count()} CPUs")
         print(f"{'run':<10}{'s/slide':>10}{'slides/h':>10}{'vs plain':>10}")
         base = results["plain_s"]
