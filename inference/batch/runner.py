@@ -187,7 +187,11 @@ def _start_ray(address: str | None) -> tuple[bool, str | None]:
             raise InputError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
         return True, None
     temp_dir = tempfile.mkdtemp(prefix="lobule-ray-")
-    init_local_ray(os.cpu_count() or 1, temp_dir)
+    try:
+        init_local_ray(os.cpu_count() or 1, temp_dir)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
     return True, temp_dir
 
 
