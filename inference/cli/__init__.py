@@ -20,6 +20,7 @@ from lobule.models.errors import LobuleError
 # Modules registering headless sub-commands, in help order.
 HEADLESS_MODULES = (
     "lobule.inference.cli.analyze",  # lobule analyze
+    "lobule.inference.cli.batch",  # lobule batch
     "lobule.inference.cli.segment",  # lobule segment, lobule train segment
     "lobule.inference.cli.ffa",  # lobule ffa predict|evaluate, lobule train ffa
     "lobule.inference.cli.fewshot",  # lobule fewshot segment|evaluate, lobule train fewshot

@@ -41,61 +41,28 @@ def register(commands, train) -> None:
 
 
 def run_analyze(args: argparse.Namespace) -> int:
-    from lobule.inference.engine import analyze_slide, check_analysable, load_predictor, slide_info
-    from lobule.inference.errors import InputError
-    from lobule.inference.export import export_analysis, prepare_output_dir
-    from lobule.inference.labelstore import analysis_dir, find_store, store_name
-    from lobule.inference.quantify import QuantSettings, quantify
-    from lobule.inference.regions import Region, clip_to_slide, read_geojson
-    from lobule.inference.slide import open_slide
+    from lobule.inference.analysis_service import analyze_to_folder
+    from lobule.inference.quantify import QuantSettings
 
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InputError("--batch-size must be at least 1")
-    settings = QuantSettings.from_strings(args.settings)
-    out = prepare_output_dir(args.out)
-    roi = read_geojson(args.roi) if args.roi else None
-    with open_slide(args.slide, mpp=args.mpp) as slide:
-        check_analysable(slide)  # refuses a slide without mpp (naming --mpp) or too small to analyse
-        regions = [clip_to_slide(region, slide.dimensions) for region in roi] if roi else None
-        predictor = load_predictor(args.model, args.device)
-        info = slide_info(slide)
-        store = find_store(slide.path, predictor.name) if args.reuse else None
-        run = None
-        if store is not None and store.model.get("weights_sha256") == predictor.describe().get("weights_sha256"):
-            tissue = store.tissue_mask()
-            _say(args, f"reusing the saved class map {store.path}")
-        else:
-            target = analysis_dir(slide.path) / store_name(predictor.name)
-            bar = _ProgressBar(enabled=not args.quiet)
-            _say(args, f"{info['name']}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
-                       f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}")
-            result = analyze_slide(slide, predictor, target, batch_size=args.batch_size, readers=args.readers,
-                                   on_progress=bar)
-            bar.close()
-            store, tissue = result.store, result.tissue
-            run = result.stats.as_dict()
-            _say(args, f"tissue: {100 * tissue.kept_fraction:.1f} % of the slide, {len(result.grid.tiles)} of "
-                       f"{result.grid.cell_count} tiles analysed in {result.stats.wall:.1f} s; class map {store.path}")
-        if regions is None:
-            region = Region("tissue", tissue.geometry(), "Tissue", (0, 160, 255))
-            if tissue.is_empty():
-                _say(args, "no tissue found: the results are empty")
-            else:
-                region = clip_to_slide(region, slide.dimensions)
-            regions = [region]
-        t0 = time.perf_counter()
-        results = [quantify(store, region, settings) for region in regions]
-        quantify_s = time.perf_counter() - t0
-        if run is not None:
-            run["quantify"] = quantify_s
-        export_analysis(out, store=store, regions=regions, results=results, settings=settings, slide=info,
-                        model=predictor.describe(), tissue=tissue, run=run)
-    for result in results:
+    bar = _ProgressBar(enabled=not args.quiet)
+    try:
+        outcome = analyze_to_folder(
+            args.slide, args.out, model=args.model, device=args.device, roi=args.roi, mpp=args.mpp,
+            settings=QuantSettings.from_strings(args.settings), batch_size=args.batch_size,
+            readers=args.readers, reuse=args.reuse, on_progress=bar, say=lambda text: _tell(args, bar, text))
+    finally:
+        bar.close()
+    for result in outcome.results:
         grades = ", ".join(f"{g.component} {g.grade} ({g.value:.3g} {g.unit})" for g in result.grades)
         print(f"{result.name}: tissue {result.tissue_area_mm2:.4f} mm^2; {grades}; NAS-related sum "
               f"{result.nas['grade']} (derived estimate)")
-    print(f"wrote {out}/summary.json, regions.csv, classes.geojson, labels.tif")
+    print(f"wrote {outcome.out}/summary.json, regions.csv, classes.geojson, labels.tif")
     return 0
+
+
+def _tell(args, bar, text: str) -> None:
+    bar.close()  # end the bar's line before a message
+    _say(args, text)
 
 
 def _say(args, text: str) -> None:
@@ -135,3 +102,4 @@ class _ProgressBar:
         if self._drawn:
             sys.stderr.write("\n")
             sys.stderr.flush()
+            self._drawn = False
