@@ -1,7 +1,7 @@
 """``lobule analyze``: the main job headless.
 
 ``lobule analyze SLIDE --out DIR [--model NAME_OR_CARD|classical] [--roi GEOJSON] [--mpp F]
-[--device auto|cpu|cuda|mps]`` detects tissue, segments it tile by tile with a progress bar,
+[--device auto|cpu|cuda|mps] [--runtime auto|torch|torch-bf16|openvino]`` detects tissue, segments it tile by tile with a progress bar,
 keeps the class map beside the slide (``<slide>.lobule/<model>.zarr``, or the user cache when
 that folder is read-only; the GUI reopens it), quantifies each region and writes
 DIR/summary.json, DIR/regions.csv, DIR/classes.geojson and DIR/labels.tif atomically.
@@ -14,6 +14,8 @@ import time
 
 
 def register(commands, train) -> None:
+    from lobule.inference.engine.runtime import add_runtime_argument
+
     p = commands.add_parser(
         "analyze",
         help="segment a slide and export NAS-related quantification",
@@ -30,6 +32,7 @@ def register(commands, train) -> None:
                         "FeatureCollection, level-0 pixels); default: the whole tissue")
     p.add_argument("--mpp", type=float, metavar="F", help="micrometres per level-0 pixel (overrides the file)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_runtime_argument(p)
     p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
     p.add_argument("--readers", type=int, default=2, metavar="N", help="tile reader threads (default 2)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -57,7 +60,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     with open_slide(args.slide, mpp=args.mpp) as slide:
         slide_mpp(slide)  # refuses a slide without mpp, naming --mpp
         regions = [clip_to_slide(region, slide.dimensions) for region in roi] if roi else None
-        predictor = load_predictor(args.model, args.device)
+        predictor = load_predictor(args.model, args.device, args.runtime)
         info = slide_info(slide)
         store = find_store(slide.path, predictor.name) if args.reuse else None
         run = None
@@ -68,7 +71,8 @@ def run_analyze(args: argparse.Namespace) -> int:
             target = analysis_dir(slide.path) / store_name(predictor.name)
             bar = _ProgressBar(enabled=not args.quiet)
             _say(args, f"{info['name']}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
-                       f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}")
+                       f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}"
+                       + _runtime_text(predictor))
             result = analyze_slide(slide, predictor, target, batch_size=args.batch_size, readers=args.readers,
                                    on_progress=bar)
             bar.close()
@@ -96,6 +100,15 @@ def run_analyze(args: argparse.Namespace) -> int:
               f"{result.nas['grade']} (derived estimate)")
     print(f"wrote {out}/summary.json, regions.csv, classes.geojson, labels.tif")
     return 0
+
+
+def _runtime_text(predictor) -> str:
+    runtime = (predictor.describe() or {}).get("runtime")
+    if not runtime:
+        return ""
+    changed = runtime.get("pixels_changed_vs_fp32")
+    agreement = "" if not runtime.get("agreement_tiles") else f", {100 * changed:.3f} % pixels changed vs fp32"
+    return f" ({runtime['runtime']} {runtime['precision']}{agreement})"
 
 
 def _say(args, text: str) -> None:
