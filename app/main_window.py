@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         """Settings > Model Runtime: which runtime the Analyze button runs models with."""
         from PySide6.QtGui import QActionGroup
 
-        from lobule.inference.engine.runtime import RUNTIMES
+        from lobule.inference.engine.runtime import RUNTIMES, cpu_has_native_bf16, openvino_available
 
         runtime_menu = menu.addMenu("Model &Runtime")
         group = QActionGroup(runtime_menu)
@@ -114,11 +114,13 @@ class MainWindow(QMainWindow):
         labels = {"auto": "Automatic (fastest verified)", "torch": "PyTorch fp32 (reference)",
                   "torch-bf16": "PyTorch bf16 (CPUs with native bf16)", "openvino": "OpenVINO"}
         current = settings.model_runtime()
+        runnable = {"torch-bf16": cpu_has_native_bf16(), "openvino": openvino_available()}
         self.runtime_actions = {}
         for runtime in RUNTIMES:
             action = runtime_menu.addAction(labels[runtime], lambda r=runtime: settings.set_model_runtime(r))
             action.setCheckable(True)
             action.setChecked(runtime == current)
+            action.setEnabled(runnable.get(runtime, True))  # never offered where it cannot run
             group.addAction(action)
             self.runtime_actions[runtime] = action
 
