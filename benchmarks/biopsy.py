@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             sample = np.stack([read_tile(slide, grid, t) for t in grid.tiles[::step][: args.tiles]])
             print(f"biopsy {slide.dimensions[0]} x {slide.dimensions[1]} px at {MPP} um/px, {area:.1f} mm^2 of "
                   f"tissue, {count} tiles of 512 px (core 384) in the tissue mask, {args.threads} threads")
-            rows = []
+            print(f"{'model':<9} {'runtime':<18} {'tiles/s':>8} {'min/slide (predict)':>20}", flush=True)
             for which in args.models:
                 preds = predictors(which)
                 for _, predictor in preds:
@@ -160,11 +160,8 @@ def main(argv=None) -> int:
                         times[label].append((time.perf_counter() - start) / len(sample))
                 for label, _ in preds:
                     per_tile = sorted(times[label])[len(times[label]) // 2]
-                    rows.append((which, label, 1.0 / per_tile, count * per_tile / 60.0))
+                    print(f"{which:<9} {label:<18} {1.0 / per_tile:8.2f} {count * per_tile / 60.0:20.1f}", flush=True)
                 del preds
-            print(f"{'model':<9} {'runtime':<18} {'tiles/s':>8} {'min/slide (predict)':>20}")
-            for which, label, rate, minutes in rows:
-                print(f"{which:<9} {label:<18} {rate:8.2f} {minutes:20.1f}")
             if args.full:
                 predictor = load_predictor("liver-hne", "cpu", args.full_runtime)
                 t0 = time.perf_counter()

@@ -115,19 +115,16 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__}, {args.threads} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {rt.cpu_has_native_bf16()}, "
           f"{len(tiles)} demo-slide tiles 512x512, batch {args.batch}, {args.rounds} rounds")
-    results = {}
+    print(f"{'model':<10} {'runtime':<22} {'tiles/s':>8} {'vs fp32':>8} {'pixels changed':>15}", flush=True)
     with tempfile.TemporaryDirectory(prefix="lobule-runtime-bench-") as tmp:
         for which in args.models:
             log(f"{which}: building runtimes")
             model, mean, std = build_model(which)
             forwards = runtimes_for(model, mean, std, Path(tmp) / which, log)
-            results[which] = measure(forwards, tiles, args.batch, args.rounds)
+            for row in measure(forwards, tiles, args.batch, args.rounds):
+                print(f"{which:<10} {row['runtime']:<22} {row['tiles_per_s']:8.2f} {row['ratio']:7.2f}x "
+                      f"{100 * row['changed']:14.3f}%", flush=True)
             del forwards
-    print(f"{'model':<10} {'runtime':<22} {'tiles/s':>8} {'vs fp32':>8} {'pixels changed':>15}")
-    for which, rows in results.items():
-        for row in rows:
-            print(f"{which:<10} {row['runtime']:<22} {row['tiles_per_s']:8.2f} {row['ratio']:7.2f}x "
-                  f"{100 * row['changed']:14.3f}%")
     print("paper = deformable DeepLabv3+ ResNet-50 width 64, ASPP 256, random weights (pixels changed of "
           "random weights say little: measure bf16 agreement on trained weights)")
     return 0
