@@ -12,7 +12,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lobule.inference.errors import InputError
 from lobule.models.errors import UnknownModelError
 
 DEFAULT_MODEL = "liver-hne"
