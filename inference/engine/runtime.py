@@ -343,13 +343,15 @@ def build_forward(model, *, mean, std, tile_size: int, mpp: float, device: str =
     if runtime == "torch":
         return reference, {**base, "runtime": "torch", "precision": "fp32", "pixels_changed_vs_fp32": 0.0,
                            "agreement_tiles": 0}
+    # fastest first, as measured with the paper-size network on a 2-core AMX CPU: OpenVINO bf16
+    # 7.3x fp32 eager, torch bf16 autocast 3.1x, OpenVINO f32 1.7x (and 1.7x-3x on AVX2-only CPUs)
     candidates: list[tuple[str, str]] = []
-    if runtime in ("auto", "openvino") and has_ov:
-        if native_bf16:
-            candidates.append(("openvino", "bf16"))
-        candidates.append(("openvino", "f32"))
+    if runtime in ("auto", "openvino") and has_ov and native_bf16:
+        candidates.append(("openvino", "bf16"))
     if runtime == "torch-bf16" or (runtime == "auto" and native_bf16):
         candidates.append(("torch-bf16", "bf16"))
+    if runtime in ("auto", "openvino") and has_ov:
+        candidates.append(("openvino", "f32"))
 
     import tempfile
 
