@@ -27,7 +27,7 @@ def restrict_tissue(tissue, geometry):
 
 
 def run_analysis(slide, model: str, region=None, device: str = "auto", cancel=None, on_progress=None,
-                 on_stage=None):
+                 on_stage=None, runtime: str | None = None):
     """Segment ``slide`` with ``model`` into its label store (blocking; call on a worker thread).
 
     Parameters
@@ -37,6 +37,8 @@ def run_analysis(slide, model: str, region=None, device: str = "auto", cancel=No
     region : a :class:`~lobule.inference.regions.Region` to analyse instead of the whole tissue.
     device, cancel, on_progress : see :func:`lobule.inference.engine.analyze_slide`.
     on_stage : ``on_stage(text)`` before each stage (loading the model, detecting tissue...).
+    runtime : model runtime (see :func:`lobule.inference.engine.runtime.build_forward`); None:
+        the user's setting (:func:`lobule.app.settings.model_runtime`).
 
     Returns
     -------
@@ -53,8 +55,10 @@ def run_analysis(slide, model: str, region=None, device: str = "auto", cancel=No
 
     stage = on_stage or (lambda text: None)
     slide_mpp(slide)
+    from lobule.app.settings import model_runtime
+
     stage(f"loading the model {model}")
-    predictor = load_predictor(model, device)
+    predictor = load_predictor(model, device, runtime if runtime is not None else model_runtime())
     tissue = None
     if region is not None:
         stage("detecting tissue in the region")

@@ -98,8 +98,32 @@ class MainWindow(QMainWindow):
         view_menu.addAction(self.slide_tab.overview_action)
         view_menu.addAction(self.slide_tab.info_action)
 
+        self._build_runtime_menu(self.menuBar().addMenu("&Settings"))
+
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction("&About Lobule", self._about)
+
+    def _build_runtime_menu(self, menu) -> None:
+        """Settings > Model Runtime: which runtime the Analyze button runs models with."""
+        from PySide6.QtGui import QActionGroup
+
+        from lobule.inference.engine.runtime import RUNTIMES, cpu_has_native_bf16, openvino_available
+
+        runtime_menu = menu.addMenu("Model &Runtime")
+        group = QActionGroup(runtime_menu)
+        group.setExclusive(True)
+        labels = {"auto": "Automatic (fastest verified)", "torch": "PyTorch fp32 (reference)",
+                  "torch-bf16": "PyTorch bf16 (CPUs with native bf16)", "openvino": "OpenVINO"}
+        current = settings.model_runtime()
+        runnable = {"torch-bf16": cpu_has_native_bf16(), "openvino": openvino_available()}
+        self.runtime_actions = {}
+        for runtime in RUNTIMES:
+            action = runtime_menu.addAction(labels[runtime], lambda r=runtime: settings.set_model_runtime(r))
+            action.setCheckable(True)
+            action.setChecked(runtime == current)
+            action.setEnabled(runnable.get(runtime, True))  # never offered where it cannot run
+            group.addAction(action)
+            self.runtime_actions[runtime] = action
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()

@@ -72,3 +72,23 @@ def tile_threads() -> int:
         return max(1, int(_settings().value("viewer/tile_threads", default)))
     except (TypeError, ValueError):
         return default
+
+
+def model_runtime() -> str:
+    """The runtime the Analyze button runs models with (setting ``analysis/runtime``: ``auto``,
+    ``torch``, ``torch-bf16`` or ``openvino``; default ``$LOBULE_RUNTIME`` or ``auto``)."""
+    from lobule.inference.engine.runtime import RUNTIMES, default_runtime
+
+    value = str(_settings().value("analysis/runtime", default_runtime()))
+    return value if value in RUNTIMES else default_runtime()
+
+
+def set_model_runtime(runtime: str) -> None:
+    """Store the runtime (one of ``RUNTIMES``; ValueError otherwise)."""
+    from lobule.inference.engine.runtime import RUNTIMES
+
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}")
+    settings = _settings()
+    settings.setValue("analysis/runtime", runtime)
+    settings.sync()

@@ -51,7 +51,7 @@ def colour_classes(image, mpp):
     return out
 
 
-def build_predictor(name: str, device: str):
+def build_predictor(name: str, device: str, runtime: str = "torch"):
     from lobule.inference.engine import (
         FunctionPredictor,
         TorchPredictor,
@@ -78,7 +78,7 @@ def build_predictor(name: str, device: str):
             model = create_model("deformable_deeplabv3plus", **kw)
         return TorchPredictor(model, name=name, mpp=0.5, tile_size=512, margin=64,
                               mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), device=select_device(device))
-    return load_predictor(name, device)
+    return load_predictor(name, device, runtime)
 
 
 def run_case(case: dict) -> dict:
@@ -94,7 +94,11 @@ def run_case(case: dict) -> dict:
     from lobule.inference.tissue import detect_tissue
 
     work = Path(case["work"])
-    predictor = build_predictor(case["model"], case["device"])
+    import torch
+
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
+    predictor = build_predictor(case["model"], case["device"], case.get("runtime", "torch"))
     batch = case.get("batch_size") or choose_batch_size(predictor)
     with open_slide(case["slide"]) as slide:
         mpp = float(np.mean(slide.mpp))
@@ -126,7 +130,8 @@ def run_case(case: dict) -> dict:
         export_s = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
-        "slide": Path(case["slide"]).name, "dimensions": list(slide.dimensions), "model": predictor.name,
+        "slide": Path(case["slide"]).name, "dimensions": list(slide.dimensions),
+        "model": predictor.name + ("/" + predictor.runtime["runtime"] if hasattr(predictor, "runtime") else ""),
         "device": predictor.device, "batch_size": batch, "tiles": stats.tiles, "cells": grid.cell_count,
         "bare_tiles_per_s": bare, "pipeline_tiles_per_s": stats.tiles / stats.wall,
         "end_to_end_tiles_per_s": stats.tiles / analyze_s,
@@ -156,6 +161,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument("--runtime", default="torch", help="model runtime of checkpoint models (auto, torch, "
+                        "torch-bf16, openvino)")
+    parser.add_argument("--threads", type=int, help="torch / OpenVINO threads (default: torch's)")
     parser.add_argument("--bare-tiles", type=int, default=16)
     parser.add_argument("--no-demo", action="store_true")
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -184,7 +192,7 @@ def main() -> None:
             work = tmp / f"case{index}"
             work.mkdir()
             case = {"slide": str(slide), "model": model, "device": args.device, "batch_size": args.batch_size,
-                    "readers": args.readers, "bare_tiles": args.bare_tiles, "work": str(work)}
+                    "readers": args.readers, "runtime": args.runtime, "threads": args.threads, "bare_tiles": args.bare_tiles, "work": str(work)}
             row = _child(case)
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)

@@ -52,6 +52,7 @@ def analyze_to_folder(
     batch_size: int | None = None,
     readers: int = 2,
     reuse: bool = False,
+    runtime: str = "auto",
     cancel: threading.Event | Callable[[], bool] | None = None,
     on_progress: Callable | None = None,
     say: Callable[[str], None] | None = None,
@@ -72,6 +73,7 @@ def analyze_to_folder(
     settings : QuantSettings (defaults when None).
     batch_size, readers : tiles per model call (None: from free memory) and reader threads.
     reuse : reuse the saved class map of this slide and model if its weights match.
+    runtime : how the forward runs: ``auto``, ``torch``, ``torch-bf16`` or ``openvino`` (see ``load_predictor``).
     cancel : Event or callable; when set the run stops with ``Cancelled`` and leaves no output.
     on_progress : called with each ``ProgressEvent`` of the tile run.
     say : called with one-line status messages (None: silent).
@@ -114,7 +116,7 @@ def analyze_to_folder(
         check_analysable(slide)  # refuses a slide without mpp (naming --mpp) or too small to analyse
         regions = [clip_to_slide(region, slide.dimensions) for region in roi_regions] if roi_regions else None
         if predictor is None:
-            predictor = load_predictor(model, device)
+            predictor = load_predictor(model, device, runtime)
         info = slide_info(slide)
         described = predictor.describe()
         store = find_store(slide.path, predictor.name) if reuse else None
@@ -127,7 +129,8 @@ def analyze_to_folder(
         else:
             target = analysis_dir(slide.path) / store_name(predictor.name)
             tell(f"{info['name']}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
-                 f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}")
+                 f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}"
+                 + _runtime_text(described))
             result = analyze_slide(slide, predictor, target, batch_size=batch_size, readers=readers,
                                    cancel=cancel, on_progress=on_progress)
             store, tissue = result.store, result.tissue
@@ -148,3 +151,13 @@ def analyze_to_folder(
         export_analysis(out, store=store, regions=regions, results=results, settings=settings, slide=info,
                         model=described, tissue=tissue, run=run, cancel=stop)
     return AnalysisOutcome(out, info, described, regions, results, run, reused)
+
+
+def _runtime_text(described: dict) -> str:
+    """`` (openvino f32, 0.012 % pixels changed vs fp32)`` for the status line, or ``""``."""
+    runtime = (described or {}).get("runtime")
+    if not runtime:
+        return ""
+    changed = runtime.get("pixels_changed_vs_fp32")
+    agreement = "" if not runtime.get("agreement_tiles") else f", {100 * changed:.3f} % pixels changed vs fp32"
+    return f" ({runtime['runtime']} {runtime['precision']}{agreement})"

@@ -53,7 +53,7 @@ def classical_segmenter() -> Segmenter:
 
 
 def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | None = None, overlap: int = 128,
-                         batch_size: int = 4) -> Segmenter:
+                         batch_size: int = 4, runtime: str = "torch") -> Segmenter:
     """A checkpoint (installed name or card path) as a segmenter.
 
     Parameters
@@ -61,33 +61,32 @@ def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | Non
     device : torch device string.
     tile : tile side at the model's mpp (default: the card's ``input.tile_size``, else 512).
     overlap : pixels shared by neighbouring tiles. batch_size : tiles per forward pass.
+    runtime : see :func:`lobule.inference.engine.runtime.build_forward`; exported runtimes take
+        the card's tile size only, so another ``tile`` runs in torch.
 
     Raises
     ------
     CheckpointError, UnknownModelError
         From :func:`lobule.models.checkpoint.load_checkpoint`.
     InputError
-        If the card does not give its input mpp.
+        If the card does not give its input mpp, or the runtime cannot run here.
     """
     import torch
 
-    from lobule.models.checkpoint import load_checkpoint
-    from lobule.models.train_segment import to_input
+    from lobule.inference.engine.runtime import load_forward
 
-    model, card = load_checkpoint(name_or_path, device=device, task="liver-hne")
-    spec = card.get("input") or {}
-    if not spec.get("mpp"):
-        raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")
+    forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime=runtime, task="liver-hne")
+    spec = card["input"]
     model_mpp = float(spec["mpp"])
-    norm = spec.get("normalisation") or {}
-    mean, std = norm.get("mean", (0.0, 0.0, 0.0)), norm.get("std", (1.0, 1.0, 1.0))
-    tile = int(tile or spec.get("tile_size", 512))
-    gpu = device.startswith("cuda")
+    card_tile = int(spec.get("tile_size", 512))
+    tile = int(tile or card_tile)
+    if tile != card_tile and provenance["runtime"] == "openvino":
+        forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime="torch")
 
     def scores(batch: np.ndarray) -> np.ndarray:
-        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=gpu):
-            logits = model(to_input(batch, mean, std, device))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        logits = forward(batch)
+        with torch.inference_mode():
+            return torch.softmax(logits, dim=1).cpu().numpy()
 
     def label(image: np.ndarray, mpp: float) -> np.ndarray:
         scaled = resample_image(image, mpp / model_mpp)
@@ -97,7 +96,7 @@ def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | Non
 
     info = {"kind": "checkpoint", "card": card.get("path"), "architecture": card.get("architecture"),
             "weights_sha256": (card.get("weights") or {}).get("sha256"), "mpp": model_mpp, "tile": tile,
-            "overlap": overlap}
+            "overlap": overlap, "runtime": provenance}
     return Segmenter(card["name"], model_mpp, label, info)
 
 

@@ -36,6 +36,9 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.delenv("LOBULE_MODELS_DIR", raising=False)
+    # commands run models in the fp32 reference runtime unless a test asks for another one
+    monkeypatch.setenv("LOBULE_RUNTIME", "torch")
+    monkeypatch.setenv("LOBULE_CACHE_DIR", str(home / ".cache" / "lobule"))
 
 
 @pytest.fixture(scope="session")

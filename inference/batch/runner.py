@@ -57,6 +57,7 @@ def run_cohort(
     *,
     model: str | None = None,
     device: str = "auto",
+    runtime: str = "auto",
     load: Callable | None = None,
     settings=None,
     address: str | None = None,
@@ -78,7 +79,7 @@ def run_cohort(
     ----------
     source : folder of slides or CSV manifest (see :mod:`~lobule.inference.batch.manifest`).
     out : output folder (created).
-    model, device : the ``--model`` and ``--device`` of ``lobule analyze``; or ``load``, a
+    model, device, runtime : the ``--model``, ``--device`` and ``--runtime`` of ``lobule analyze``; or ``load``, a
         picklable zero-argument callable returning a predictor (called once per worker).
     settings : QuantSettings (defaults when None).
     address : Ray cluster address; None: a local Ray instance sized to this machine.
@@ -119,7 +120,7 @@ def run_cohort(
     settings = settings if settings is not None else QuantSettings()
     if retries < 0:
         raise InputError("--retries must be 0 or more")
-    load = load or functools.partial(load_predictor, model, device)
+    load = load or functools.partial(load_predictor, model, device, runtime)
     analysis = {"settings": settings, "batch_size": batch_size, "readers": readers}
     owned, temp_dir = _start_ray(address)
     actors: list = []

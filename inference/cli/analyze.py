@@ -1,7 +1,7 @@
 """``lobule analyze``: the main job headless.
 
 ``lobule analyze SLIDE --out DIR [--model NAME_OR_CARD|classical] [--roi GEOJSON] [--mpp F]
-[--device auto|cpu|cuda|mps]`` detects tissue, segments it tile by tile with a progress bar,
+[--device auto|cpu|cuda|mps] [--runtime auto|torch|torch-bf16|openvino]`` detects tissue, segments it tile by tile with a progress bar,
 keeps the class map beside the slide (``<slide>.lobule/<model>.zarr``, or the user cache when
 that folder is read-only; the GUI reopens it), quantifies each region and writes
 DIR/summary.json, DIR/regions.csv, DIR/classes.geojson and DIR/labels.tif atomically.
@@ -14,6 +14,8 @@ import time
 
 
 def register(commands, train) -> None:
+    from lobule.inference.engine.runtime import add_runtime_argument
+
     p = commands.add_parser(
         "analyze",
         help="segment a slide and export NAS-related quantification",
@@ -30,6 +32,7 @@ def register(commands, train) -> None:
                         "FeatureCollection, level-0 pixels); default: the whole tissue")
     p.add_argument("--mpp", type=float, metavar="F", help="micrometres per level-0 pixel (overrides the file)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_runtime_argument(p)
     p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
     p.add_argument("--readers", type=int, default=2, metavar="N", help="tile reader threads (default 2)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -49,7 +52,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         outcome = analyze_to_folder(
             args.slide, args.out, model=args.model, device=args.device, roi=args.roi, mpp=args.mpp,
             settings=QuantSettings.from_strings(args.settings), batch_size=args.batch_size,
-            readers=args.readers, reuse=args.reuse, on_progress=bar, say=lambda text: _tell(args, bar, text))
+            readers=args.readers, reuse=args.reuse, runtime=args.runtime, on_progress=bar, say=lambda text: _tell(args, bar, text))
     finally:
         bar.close()
     for result in outcome.results:

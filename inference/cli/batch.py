@@ -13,6 +13,8 @@ import sys
 
 
 def register(commands, train) -> None:
+    from lobule.inference.engine.runtime import add_runtime_argument
+
     p = commands.add_parser(
         "batch",
         help="analyse a cohort of slides on Ray (this machine or a cluster)",
@@ -25,6 +27,7 @@ def register(commands, train) -> None:
     p.add_argument("--model", default=None, metavar="NAME_OR_CARD",
                    help="installed model name, checkpoint card path, or 'classical'; default: liver-hne")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_runtime_argument(p)
     p.add_argument("--address", metavar="ADDR",
                    help="join a running Ray cluster (HOST:PORT, or 'auto'); default: a local Ray instance "
                         "sized to this machine, stopped at the end")
@@ -53,7 +56,7 @@ def run_batch(args: argparse.Namespace) -> int:
 
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
-    run = run_cohort(args.input, args.out, model=args.model, device=args.device,
+    run = run_cohort(args.input, args.out, model=args.model, device=args.device, runtime=args.runtime,
                      settings=QuantSettings.from_strings(args.settings), address=args.address,
                      workers=args.workers, cpus_per_worker=args.cpus_per_worker,
                      gpus_per_worker=args.gpus_per_worker, retries=args.retries, retry_failed=args.retry_failed,

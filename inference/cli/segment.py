@@ -36,6 +36,8 @@ MIN_SEGMENT_SIDE = 16  # px; smaller images hold no cell to segment (a 1x1 PNG i
 
 
 def register(commands, train) -> None:
+    from lobule.inference.engine.runtime import add_runtime_argument
+
     p = commands.add_parser(
         "segment", help="run the liver model (or the classical labeller) on plain images, write class-id maps",
         description="Writes OUT/<stem>.png class-id maps (0-6) of each input's size. Images of any size are "
@@ -48,6 +50,7 @@ def register(commands, train) -> None:
                         "repeat with --evaluate to compare models")
     p.add_argument("--mpp", type=float, help="micrometres per pixel of the images (default: the model's own, 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    add_runtime_argument(p)
     p.add_argument("--tile", type=int, help="tile side at the model's mpp (default: the card's, 512)")
     p.add_argument("--overlap", type=int, default=128, help="pixels shared by neighbouring tiles (default 128)")
     p.add_argument("--batch", type=int, default=4, help="tiles per forward pass (default 4)")
@@ -141,7 +144,7 @@ def run_segment(args) -> int:
                 raise InputError(f"label map not found: {labels / (path.stem + '.png')}")
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a folder")
-    segmenter = load_segmenter(models[0], device=args.device, **_tiling(args))
+    segmenter = load_segmenter(models[0], device=args.device, runtime=args.runtime, **_tiling(args))
     for path in paths:  # every image decoded once before anything is written
         _check_image(path)
     mpp = args.mpp
@@ -242,7 +245,7 @@ def _evaluate(args, models, out: Path) -> int:
     from lobule.inference.segdata import read_evalset
 
     items = read_evalset(args.evaluate)
-    results = evaluate_models(models, items, args.device, _tiling(args))
+    results = evaluate_models(models, items, args.device, {**_tiling(args), "runtime": args.runtime})
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "metrics.json", {"evaluation_set": str(Path(args.evaluate).resolve()), "models": results})
     print_comparison(results)

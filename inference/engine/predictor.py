@@ -12,7 +12,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lobule.inference.errors import InputError
 from lobule.models.errors import UnknownModelError
 
 DEFAULT_MODEL = "liver-hne"
@@ -81,18 +80,21 @@ class FunctionPredictor:
 
 
 class TorchPredictor:
-    """A segmentation ``nn.Module`` as a predictor.
+    """A segmentation ``nn.Module`` as a predictor, run by one of the runtimes of
+    :mod:`lobule.inference.engine.runtime` (PyTorch fp32 by default).
 
     Input normalisation ``(x / 255 - mean) / std`` per channel (mean, std in 0-1 units; values
-    above 1 are taken as 0-255 units). On GPUs the model runs in ``channels_last`` memory
-    format under autocast (float16); on CPU in float32 (exact, deterministic). Logits smaller
-    than the input are bilinearly resized before the argmax.
+    above 1 are taken as 0-255 units), as one fused multiply-add on the uint8 tiles. On GPUs the
+    model runs in ``channels_last`` memory format under autocast (float16); on CPU in float32
+    (exact, deterministic) unless another runtime was chosen. Logits smaller than the input are
+    bilinearly resized before the class ids are taken (``max(dim=1).indices``: the first of tied
+    classes, like ``argmax``, without its strided pass over the class axis).
     """
 
     def __init__(self, model, *, name: str, mpp: float, tile_size: int = 512, margin: int = 64,
                  mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), device: str = "cpu",
-                 info: dict | None = None) -> None:
-        import torch
+                 info: dict | None = None, forward=None, runtime: dict | None = None) -> None:
+        from lobule.inference.engine.runtime import TorchForward
 
         self.name = name
         self.mpp = float(mpp)
@@ -100,32 +102,24 @@ class TorchPredictor:
         self.margin = int(margin)
         self.device = device
         self._info = dict(info or {})
-        self._gpu = device.startswith("cuda") or device == "mps"
-        mean = np.asarray(mean, np.float32)
-        std = np.asarray(std, np.float32)
-        if mean.max() > 1.0 or std.max() > 1.0:
-            mean, std = mean / 255.0, std / 255.0
-        self._mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=device).view(1, 3, 1, 1)
-        model = model.to(device).eval()
-        if self._gpu:
-            model = model.to(memory_format=torch.channels_last)
+        self.forward = forward if forward is not None else TorchForward(model, mean, std, device)
+        self.runtime = dict(runtime or {"runtime": self.forward.runtime, "precision": self.forward.precision})
         self.model = model
         self._bytes_per_tile: int | None = None
 
     @classmethod
-    def from_checkpoint(cls, name_or_path: str, device: str = "cpu", margin: int | None = None) -> "TorchPredictor":
-        """Load an installed checkpoint (name or card path) for inference on ``device``.
+    def from_checkpoint(cls, name_or_path: str, device: str = "cpu", margin: int | None = None,
+                        runtime: str = "torch") -> "TorchPredictor":
+        """Load an installed checkpoint (name or card path) for inference on ``device`` with
+        ``runtime`` (see :func:`lobule.inference.engine.runtime.build_forward`).
 
         ``margin`` defaults to an eighth of the card's tile size (64 px of a 512 tile: each kept
         core of 384 px has 32 um of context at 0.5 um/px; 1.78 tiles' work per core area).
         """
-        from lobule.models.checkpoint import load_checkpoint
+        from lobule.inference.engine.runtime import load_forward
 
-        model, card = load_checkpoint(name_or_path, device=device, task="liver-hne")
-        spec = card.get("input") or {}
-        if not spec.get("mpp"):
-            raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")
+        forward, model, card, provenance = load_forward(name_or_path, device=device, runtime=runtime, task="liver-hne")
+        spec = card["input"]
         norm = spec.get("normalisation") or {}
         tile_size = int(spec.get("tile_size", 512))
         return cls(
@@ -135,28 +129,15 @@ class TorchPredictor:
             info={"kind": "checkpoint", "architecture": card.get("architecture"), "card": card.get("path"),
                   "weights_sha256": (card.get("weights") or {}).get("sha256"),
                   "classes": card.get("classes")},
+            forward=forward, runtime=provenance,
         )
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         import torch
-        import torch.nn.functional as F
 
+        logits = self.forward(tiles)
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)
-            x = (x - self._mean) / self._std
-            if self._gpu:
-                x = x.contiguous(memory_format=torch.channels_last)
-            device_type = "cuda" if self.device.startswith("cuda") else self.device
-            with torch.autocast(device_type=device_type, dtype=torch.float16, enabled=self._gpu):
-                logits = self.model(x)
-            if isinstance(logits, dict):
-                logits = logits["out"]
-            elif isinstance(logits, (tuple, list)):
-                logits = logits[0]
-            if logits.shape[-2:] != x.shape[-2:]:
-                logits = F.interpolate(logits.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
-            return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return logits.max(dim=1).indices.to(torch.uint8).cpu().numpy()
 
     def bytes_per_tile(self) -> int:
         """Measured on CUDA with one probe tile (peak allocation); estimated elsewhere."""
@@ -179,7 +160,7 @@ class TorchPredictor:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "mpp": self.mpp, "tile_size": self.tile_size, "margin": self.margin,
-                "device": self.device, **self._info}
+                "device": self.device, **self._info, "runtime": dict(self.runtime)}
 
 
 def classical_predictor(mpp: float = 0.5, tile_size: int = 1536, margin: int = 128) -> FunctionPredictor:
@@ -196,7 +177,7 @@ def classical_predictor(mpp: float = 0.5, tile_size: int = 1536, margin: int = 1
                              info={"kind": "classical colour-phase labeller (no learned weights)"})
 
 
-def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
+def load_predictor(model: str | None = None, device: str = "auto", runtime: str = "torch") -> Predictor:
     """The predictor for a ``--model`` value.
 
     Parameters
@@ -204,6 +185,8 @@ def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
     model : ``"classical"``, an installed checkpoint name, a card path, or None for the default
         (``liver-hne``).
     device : ``auto``, ``cpu``, ``cuda`` or ``mps`` (see :func:`select_device`).
+    runtime : ``auto``, ``torch``, ``torch-bf16`` or ``openvino`` (see
+        :func:`lobule.inference.engine.runtime.build_forward`; ignored by ``classical``).
 
     Raises
     ------
@@ -226,4 +209,4 @@ def load_predictor(model: str | None = None, device: str = "auto") -> Predictor:
                 "use --model classical (colour-phase labeller) or --model NAME_OR_CARD"
             ) from None
         model = DEFAULT_MODEL
-    return TorchPredictor.from_checkpoint(model, device=select_device(device))
+    return TorchPredictor.from_checkpoint(model, device=select_device(device), runtime=runtime)

@@ -24,7 +24,7 @@ def fast_model(monkeypatch, colour_fn):
     the tests); everything else is the real pipeline."""
     import lobule.inference.engine as engine
 
-    def load(model=None, device="auto"):
+    def load(model=None, device="auto", runtime="torch"):
         return engine.FunctionPredictor(colour_fn, name="colour-test", mpp=0.5, tile_size=512, margin=32)
 
     monkeypatch.setattr(engine, "load_predictor", load)
@@ -207,7 +207,7 @@ def test_cancel_leaves_no_partial_exports(demo_slide, tmp_path, capsys, monkeypa
             raise KeyboardInterrupt  # Ctrl-C in the terminal
         return colour_fn(image, mpp)
 
-    monkeypatch.setattr(engine, "load_predictor", lambda model=None, device="auto": engine.FunctionPredictor(
+    monkeypatch.setattr(engine, "load_predictor", lambda model=None, device="auto", runtime="torch": engine.FunctionPredictor(
         interrupted, name="interrupted", mpp=0.5, tile_size=512, margin=32))
     code, _, err = _analyze(capsys, demo_slide, "--out", tmp_path / "out", "--batch-size", "1")
     assert code == 130 and "cancelled" in err
