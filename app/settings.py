@@ -1,7 +1,7 @@
 """User settings of the desktop app (an INI file under the user's config folder).
 
-The file is ``$XDG_CONFIG_HOME/lobule/lobule.ini`` (``~/.config/lobule/lobule.ini`` by default),
-looked up on every access, so tests that point HOME / XDG_CONFIG_HOME elsewhere are isolated.
+The file is ``lobule.ini`` in :func:`lobule.models.folders.config_dir` (``~/.config/lobule`` on
+Linux), looked up on every access, so tests that point HOME / XDG_CONFIG_HOME elsewhere are isolated.
 """
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from lobule.models.folders import config_dir
+
 MAX_RECENT = 10
 DEFAULT_TILE_CACHE_MB = 512
 MIN_TILE_CACHE_MB = 64
 
 
 def settings_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "lobule" / "lobule.ini"
+    return config_dir() / "lobule.ini"
 
 
 def _settings() -> QSettings:

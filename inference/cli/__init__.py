@@ -31,13 +31,9 @@ Registrar = Callable[[argparse._SubParsersAction, argparse._SubParsersAction], N
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    from lobule.inference.about import lobule_version
 
-    try:
-        return dist_version("lobule")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+    return lobule_version()
 
 
 def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
@@ -45,7 +41,9 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
         prog="lobule",
         description="Quantitative liver pathology: whole-slide viewer, tissue segmentation, NAS-related numbers.",
     )
-    parser.add_argument("--version", action="version", version=f"lobule {version()}")
+    parser.add_argument("--version", action="store_true", help="print the version and exit (with --verbose: "
+                        "library versions, installed models and the user's folders)")
+    parser.add_argument("--verbose", action="store_true", help="with --version: the full report")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_parser = commands.add_parser("train", help="train a model (resumable; writes a checkpoint card)")
     train = train_parser.add_subparsers(dest="train_command", metavar="MODEL")
@@ -74,6 +72,14 @@ def not_yet_available(command: str) -> Callable[[argparse.Namespace], int]:
 def run(argv: Sequence[str] | None = None, extra: Sequence[Registrar] = ()) -> int:
     parser = build_parser(extra)
     args = parser.parse_args(argv)
+    if args.version:
+        if args.verbose:
+            from lobule.inference.about import report
+
+            print(report())
+        else:
+            print(f"lobule {version()}")
+        return 0
     func = getattr(args, "func", None)
     if func is None:
         return _usage(parser)

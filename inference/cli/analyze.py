@@ -1,7 +1,7 @@
 """``lobule analyze``: the main job headless.
 
 ``lobule analyze SLIDE --out DIR [--model NAME_OR_CARD|classical] [--roi GEOJSON] [--mpp F]
-[--device auto|cpu|cuda|mps]`` detects tissue, segments it tile by tile with a progress bar,
+[--device auto|cpu|cuda|mps]`` detects tissue, segments it tile by tile with a progress bar (on a terminal),
 keeps the class map beside the slide (``<slide>.lobule/<model>.zarr``, or the user cache when
 that folder is read-only; the GUI reopens it), quantifies each region and writes
 DIR/summary.json, DIR/regions.csv, DIR/classes.geojson and DIR/labels.tif atomically.
@@ -43,6 +43,7 @@ def register(commands, train) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     from lobule.inference.engine import analyze_slide, load_predictor, slide_info, slide_mpp
     from lobule.inference.errors import InputError
+    from lobule.inference.cli.progress import TileProgress
     from lobule.inference.export import export_analysis, prepare_output_dir
     from lobule.inference.labelstore import analysis_dir, find_store, store_name
     from lobule.inference.quantify import QuantSettings, quantify
@@ -66,12 +67,11 @@ def run_analyze(args: argparse.Namespace) -> int:
             _say(args, f"reusing the saved class map {store.path}")
         else:
             target = analysis_dir(slide.path) / store_name(predictor.name)
-            bar = _ProgressBar(enabled=not args.quiet)
             _say(args, f"{info['name']}: {slide.dimensions[0]} x {slide.dimensions[1]} px at "
                        f"{info['mpp']:.4g} um/px ({info['mpp_source']}); model {predictor.name} on {predictor.device}")
-            result = analyze_slide(slide, predictor, target, batch_size=args.batch_size, readers=args.readers,
-                                   on_progress=bar)
-            bar.close()
+            with TileProgress(info["name"], enabled=not args.quiet) as bar:
+                result = analyze_slide(slide, predictor, target, batch_size=args.batch_size, readers=args.readers,
+                                       on_progress=bar)
             store, tissue = result.store, result.tissue
             run = result.stats.as_dict()
             _say(args, f"tissue: {100 * tissue.kept_fraction:.1f} % of the slide, {len(result.grid.tiles)} of "
@@ -101,37 +101,3 @@ def run_analyze(args: argparse.Namespace) -> int:
 def _say(args, text: str) -> None:
     if not args.quiet:
         print(text, file=sys.stderr)
-
-
-class _ProgressBar:
-    """A one-line terminal progress bar on stderr (tiles done/total, tiles/s, ETA); on a
-    non-terminal stream it prints a line every 10 %."""
-
-    def __init__(self, enabled: bool = True, width: int = 30) -> None:
-        self.enabled = enabled
-        self.width = width
-        self.tty = sys.stderr.isatty()
-        self._last_decile = -1
-        self._drawn = False
-
-    def __call__(self, event) -> None:
-        if not self.enabled:
-            return
-        filled = int(self.width * event.fraction)
-        eta = "--:--" if event.eta_s is None else time.strftime("%M:%S", time.gmtime(event.eta_s))
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {event.done}/{event.total} tiles "
-                f"{event.tiles_per_s:.2f} tiles/s ETA {eta}")
-        if self.tty:
-            sys.stderr.write("\r" + line)
-            sys.stderr.flush()
-            self._drawn = True
-        else:
-            decile = int(10 * event.fraction)
-            if decile != self._last_decile:
-                self._last_decile = decile
-                print(line, file=sys.stderr)
-
-    def close(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
