@@ -66,6 +66,21 @@ def set_tile_cache_mb(mb: int) -> None:
     settings.sync()
 
 
+def overlay_palette() -> str:
+    """The class-overlay palette the user chose (setting ``overlay/palette``; a key of
+    :data:`lobule.resources.classes.PALETTES`, default ``okabe-ito``)."""
+    from lobule.resources.classes import DEFAULT_PALETTE, PALETTES
+
+    name = str(_settings().value("overlay/palette", DEFAULT_PALETTE))
+    return name if name in PALETTES else DEFAULT_PALETTE
+
+
+def set_overlay_palette(name: str) -> None:
+    settings = _settings()
+    settings.setValue("overlay/palette", name)
+    settings.sync()
+
+
 def tile_threads() -> int:
     """Tile-reading worker threads (setting ``viewer/tile_threads``; default: CPU cores, 2..8)."""
     default = min(max(os.cpu_count() or 2, 2), 8)

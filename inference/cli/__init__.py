@@ -55,6 +55,23 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     return parser
 
 
+def apply_saved_palette() -> None:
+    """Use the overlay palette saved by the GUI (``[overlay] palette`` in the settings file, read
+    without Qt) for overlays and GeoJSON colours; the default one when none is saved or readable."""
+    import configparser
+
+    from lobule.models.folders import config_dir
+    from lobule.resources.classes import DEFAULT_PALETTE, PALETTES, set_palette
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(config_dir() / "lobule.ini", encoding="utf-8")
+        name = parser.get("overlay", "palette", fallback=DEFAULT_PALETTE)
+    except (configparser.Error, UnicodeDecodeError):
+        name = DEFAULT_PALETTE
+    set_palette(name if name in PALETTES else DEFAULT_PALETTE)
+
+
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
@@ -72,6 +89,7 @@ def not_yet_available(command: str) -> Callable[[argparse.Namespace], int]:
 def run(argv: Sequence[str] | None = None, extra: Sequence[Registrar] = ()) -> int:
     parser = build_parser(extra)
     args = parser.parse_args(argv)
+    apply_saved_palette()
     if args.version:
         if args.verbose:
             from lobule.inference.about import report
