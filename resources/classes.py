@@ -39,11 +39,12 @@ LIVER_CLASSES: tuple[TissueClass, ...] = (
     TissueClass(6, "heterochromatic", "heterochromatic (off-colour) region", "other", None),
 )
 
-# Overlay colours by class id (RGB). ``okabe-ito``: yellow lipid, bluish-green normal nuclei,
-# vermillion inflammatory nuclei, sky-blue parenchyma, orange ballooning, blue off-colour regions.
+# Overlay colours by class id (RGB). ``okabe-ito``: sky-blue lipid droplets, yellow normal nuclei,
+# vermillion inflammatory nuclei, bluish-green parenchyma, orange ballooning, blue off-colour
+# regions: blended over eosin pink and haematoxylin purple none of them looks like the stain.
 # ``stain``: the earlier stain-like colours (pink parenchyma, blue nuclei), for comparison.
 PALETTES: dict[str, tuple[tuple[int, int, int], ...]] = {
-    "okabe-ito": ((255, 255, 255), (240, 228, 66), (0, 158, 115), (213, 94, 0), (86, 180, 233), (230, 159, 0),
+    "okabe-ito": ((255, 255, 255), (86, 180, 233), (240, 228, 66), (213, 94, 0), (0, 158, 115), (230, 159, 0),
                   (0, 114, 178)),
     "stain": ((255, 255, 255), (255, 214, 0), (40, 80, 220), (230, 30, 40), (235, 140, 190), (40, 200, 120),
               (140, 90, 40)),
