@@ -402,6 +402,11 @@ class AnalysisController(QObject):
         if self.layer is not None:
             self.layer.opacity = self.opacity
 
+    def refresh_colours(self) -> None:
+        """Redraw the overlay after the palette changed (:func:`lobule.resources.classes.set_palette`)."""
+        if self.layer is not None:
+            self.layer.invalidate()
+
     def set_overlay_visible(self, visible: bool) -> None:
         if self.layer is not None:
             self.layer.visible = visible

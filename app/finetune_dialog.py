@@ -4,8 +4,8 @@ The dialog exports the corrected areas as training pairs (on the annotation work
 every edit made so far), fine-tunes the parent checkpoint on them on a background thread with a
 progress bar and Cancel (:func:`lobule.inference.annotations.finetune.finetune`), then shows the
 agreement with the corrections before and after (train tiles, and held-out tiles when there are
-enough) and offers to switch to the new model. The new checkpoint goes to ``~/.lobule/models``
-(an installed model) and its card records its lineage.
+enough) and offers to switch to the new model. The new checkpoint goes to the user's models
+folder (:func:`lobule.models.folders.user_models_dir`, an installed model) and its card records its lineage.
 """
 from __future__ import annotations
 
@@ -18,10 +18,7 @@ from PySide6.QtWidgets import (QDialog, QFormLayout, QHBoxLayout, QLabel, QProgr
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from lobule.app.errors import error_message
-
-
-def user_models_dir() -> Path:
-    return Path.home() / ".lobule" / "models"
+from lobule.models.folders import user_models_dir
 
 
 class FinetuneDialog(QDialog):

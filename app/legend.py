@@ -80,6 +80,11 @@ class LegendWidget(QWidget):
                                   + sum(self.table.rowHeight(r) for r in range(len(self.classes))))
         layout.addWidget(self.table)
 
+    def refresh_colours(self) -> None:
+        """Repaint the class swatches in the current palette."""
+        for row, c in enumerate(self.classes):
+            self.table.item(row, 0).setIcon(swatch(c.colour))
+
     def _on_opacity(self, value: int) -> None:
         self.opacity_label.setText(f"{value} %")
         self.opacityChanged.emit(value / 100.0)

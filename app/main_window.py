@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from lobule.app import routing, settings
@@ -95,6 +95,8 @@ class MainWindow(QMainWindow):
             action.setShortcut(QKeySequence(f"Ctrl+{index}"))
             self.slide_view_actions.append(action)
         view_menu.addSeparator()
+        self.palette_actions = self._build_palette_menu(view_menu.addMenu("Overlay &Colours"))
+        view_menu.addSeparator()
         view_menu.addAction(self.slide_tab.overview_action)
         view_menu.addAction(self.slide_tab.info_action)
 
@@ -125,6 +127,34 @@ class MainWindow(QMainWindow):
             group.addAction(action)
             self.runtime_actions[runtime] = action
 
+    def _build_palette_menu(self, menu) -> dict:
+        """One checkable action per overlay palette; the choice is kept in the settings."""
+        from lobule.resources.classes import PALETTE_LABELS, palette
+
+        group = QActionGroup(self)
+        actions = {}
+        for name, label in PALETTE_LABELS.items():
+            action = menu.addAction(label, lambda n=name: self.set_palette(n))
+            action.setCheckable(True)
+            action.setChecked(name == palette())
+            group.addAction(action)
+            actions[name] = action
+        return actions
+
+    def set_palette(self, name: str) -> None:
+        """Use overlay palette ``name`` (see :data:`lobule.resources.classes.PALETTES`) from now on:
+        redraw the overlay and legend, keep the choice in the settings."""
+        from lobule.resources.classes import set_palette
+
+        set_palette(name)
+        self.palette_actions[name].setChecked(True)
+        self.slide_tab.analysis.refresh_colours()
+        self.slide_tab.analysis_panel.legend.refresh_colours()
+        try:
+            settings.set_overlay_palette(name)
+        except OSError:  # an unwritable settings folder must not stop the viewer
+            pass
+
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
         files = settings.recent_files()
@@ -139,11 +169,10 @@ class MainWindow(QMainWindow):
             self.recent_menu.addAction("Clear Recent Files", settings.clear_recent_files)
 
     def _about(self) -> None:
-        from lobule.inference.cli import version
-
-        QMessageBox.about(self, "About Lobule",
-                          f"<b>Lobule {version()}</b><br>Quantitative liver pathology: whole-slide viewer, "
-                          "tissue segmentation, NAS-related quantification; FFA and MRI/CT tabs.")
+        box = QMessageBox(QMessageBox.Icon.NoIcon, "About Lobule", about_html(), parent=self)
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        box.exec()
 
     # --- opening ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -278,4 +307,30 @@ def _make_volume_tab() -> QWidget:
     from lobule.app.volume_tab import VolumeTab
 
     return VolumeTab()
+
+
+def about_html() -> str:
+    """Help > About: versions, installed models with their cards and headline held-out metric,
+    and the folders where Lobule keeps files (rich text)."""
+    from html import escape
+
+    from lobule.inference import about
+    from lobule.inference.cli.models import headline_metric
+    from lobule.models.checkpoint import read_card
+
+    def link(path) -> str:
+        return f'<a href="{Path(path).as_uri()}">{escape(str(path))}</a>'
+
+    rows = "".join(f"<tr><td>{escape(name)}</td><td>{escape(value)}</td></tr>"
+                   for name, value in about.versions().items())
+    models = "".join(f"<tr><td><b>{escape(m['name'])}</b></td><td>{escape(m['task'])}, {escape(m['architecture'])}"
+                     f"<br>{escape(headline_metric(read_card(m['card'])))}<br>card: {link(m['card'])}</td></tr>"
+                     for m in about.models()) or "<tr><td>(none installed)</td></tr>"
+    folders = "".join(f"<tr><td>{escape(what)}</td><td>{link(path)}</td></tr>" for what, path in about.folders().items())
+    return (f"<h3>Lobule {escape(about.lobule_version())}</h3>"
+            "<p>Quantitative liver pathology: whole-slide viewer, tissue segmentation, NAS-related "
+            "quantification; FFA and MRI/CT tabs.</p>"
+            f"<p><b>Models</b></p><table cellspacing=4>{models}</table>"
+            f"<p><b>Folders</b></p><table cellspacing=4>{folders}</table>"
+            f"<p><b>Versions</b></p><table cellspacing=2>{rows}</table>")
 

@@ -1,7 +1,7 @@
 """User settings of the desktop app (an INI file under the user's config folder).
 
-The file is ``$XDG_CONFIG_HOME/lobule/lobule.ini`` (``~/.config/lobule/lobule.ini`` by default),
-looked up on every access, so tests that point HOME / XDG_CONFIG_HOME elsewhere are isolated.
+The file is ``lobule.ini`` in :func:`lobule.models.folders.config_dir` (``~/.config/lobule`` on
+Linux), looked up on every access, so tests that point HOME / XDG_CONFIG_HOME elsewhere are isolated.
 """
 from __future__ import annotations
 
@@ -10,14 +10,15 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from lobule.models.folders import config_dir
+
 MAX_RECENT = 10
 DEFAULT_TILE_CACHE_MB = 512
 MIN_TILE_CACHE_MB = 64
 
 
 def settings_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "lobule" / "lobule.ini"
+    return config_dir() / "lobule.ini"
 
 
 def _settings() -> QSettings:
@@ -62,6 +63,21 @@ def tile_cache_bytes() -> int:
 def set_tile_cache_mb(mb: int) -> None:
     settings = _settings()
     settings.setValue("viewer/tile_cache_mb", int(mb))
+    settings.sync()
+
+
+def overlay_palette() -> str:
+    """The class-overlay palette the user chose (setting ``overlay/palette``; a key of
+    :data:`lobule.resources.classes.PALETTES`, default ``okabe-ito``)."""
+    from lobule.resources.classes import DEFAULT_PALETTE, PALETTES
+
+    name = str(_settings().value("overlay/palette", DEFAULT_PALETTE))
+    return name if name in PALETTES else DEFAULT_PALETTE
+
+
+def set_overlay_palette(name: str) -> None:
+    settings = _settings()
+    settings.setValue("overlay/palette", name)
     settings.sync()
 
 

@@ -12,7 +12,8 @@ Layout (a zarr v3 group, one folder ``NAME.zarr``)::
 Where it lives (:func:`analysis_dir`): ``<slide file>.lobule/`` beside the slide, so that an
 analysis travels with its slide; when that folder cannot be written (read-only share, a slide
 inside the installed package such as the demo slide), under the user cache
-``$XDG_CACHE_HOME/lobule/analyses/<slide name>-<hash of its absolute path>/``. Inside it,
+(:func:`lobule.models.folders.analyses_cache_dir`, ``~/.cache/lobule/analyses`` on Linux) in
+``<slide name>-<hash of its absolute path>/``. Inside it,
 one store per model: ``<model name>.zarr``. Reopening a slide finds the store with
 :func:`find_store`.
 
@@ -57,8 +58,9 @@ def slide_fingerprint(path: str | os.PathLike) -> str:
 
 
 def _cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME")
-    return (Path(base) if base else Path.home() / ".cache") / "lobule" / "analyses"
+    from lobule.models.folders import analyses_cache_dir
+
+    return analyses_cache_dir()
 
 
 def _writable(folder: Path) -> bool:

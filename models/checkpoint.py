@@ -63,14 +63,16 @@ def sha256_file(path: str | os.PathLike, limit: int | None = None) -> str:
 
 
 def model_dirs() -> list[Path]:
-    """Folders searched for installed checkpoints: ``$LOBULE_MODELS_DIR`` (if set), then
-    ``~/.lobule/models``, then the bundled ``lobule/resources/models``."""
+    """Folders searched for installed checkpoints: ``$LOBULE_MODELS_DIR`` (if set), then the
+    user's models folder (:func:`lobule.models.folders.user_models_dir`), then the bundled
+    ``lobule/resources/models``."""
+    from lobule.models.folders import user_models_dir
     from lobule.resources import MODELS_DIR
 
     dirs = []
     if os.environ.get(USER_MODELS_ENV):
         dirs.append(Path(os.environ[USER_MODELS_ENV]))
-    dirs.append(Path.home() / ".lobule" / "models")
+    dirs.append(user_models_dir())
     dirs.append(MODELS_DIR)
     return dirs
 

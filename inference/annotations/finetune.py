@@ -157,7 +157,8 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
     init : parent checkpoint (installed name or card path).
     pairs : folder from :func:`~.training_pairs.export_training_pairs`.
     out_card : ``.../NAME.json`` of the new checkpoint (weights beside it); put it in
-        ``~/.lobule/models`` to make it an installed model the user can switch to.
+        the user's models folder (:func:`lobule.models.folders.user_models_dir`) to make
+        it an installed model the user can switch to.
     name : the new model's name (default: the card file's stem).
     on_progress : called before every iteration with the iterations done.
     on_log : the trainer's progress lines (loss, images/s, ETA).

@@ -32,13 +32,9 @@ Registrar = Callable[[argparse._SubParsersAction, argparse._SubParsersAction], N
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as dist_version
+    from lobule.inference.about import lobule_version
 
-    try:
-        return dist_version("lobule")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0+unknown"
+    return lobule_version()
 
 
 def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
@@ -46,7 +42,9 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
         prog="lobule",
         description="Quantitative liver pathology: whole-slide viewer, tissue segmentation, NAS-related numbers.",
     )
-    parser.add_argument("--version", action="version", version=f"lobule {version()}")
+    parser.add_argument("--version", action="store_true", help="print the version and exit (with --verbose: "
+                        "library versions, installed models and the user's folders)")
+    parser.add_argument("--verbose", action="store_true", help="with --version: the full report")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     train_parser = commands.add_parser("train", help="train a model (resumable; writes a checkpoint card)")
     train = train_parser.add_subparsers(dest="train_command", metavar="MODEL")
@@ -56,6 +54,23 @@ def build_parser(extra: Sequence[Registrar] = ()) -> argparse.ArgumentParser:
     for name in HEADLESS_MODULES:
         importlib.import_module(name).register(commands, train)
     return parser
+
+
+def apply_saved_palette() -> None:
+    """Use the overlay palette saved by the GUI (``[overlay] palette`` in the settings file, read
+    without Qt) for overlays and GeoJSON colours; the default one when none is saved or readable."""
+    import configparser
+
+    from lobule.models.folders import config_dir
+    from lobule.resources.classes import DEFAULT_PALETTE, PALETTES, set_palette
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(config_dir() / "lobule.ini", encoding="utf-8")
+        name = parser.get("overlay", "palette", fallback=DEFAULT_PALETTE)
+    except (configparser.Error, UnicodeDecodeError):
+        name = DEFAULT_PALETTE
+    set_palette(name if name in PALETTES else DEFAULT_PALETTE)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -75,6 +90,15 @@ def not_yet_available(command: str) -> Callable[[argparse.Namespace], int]:
 def run(argv: Sequence[str] | None = None, extra: Sequence[Registrar] = ()) -> int:
     parser = build_parser(extra)
     args = parser.parse_args(argv)
+    apply_saved_palette()
+    if args.version:
+        if args.verbose:
+            from lobule.inference.about import report
+
+            print(report())
+        else:
+            print(f"lobule {version()}")
+        return 0
     func = getattr(args, "func", None)
     if func is None:
         return _usage(parser)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from pathlib import Path
 
 
 def register(commands, train) -> None:
@@ -47,7 +47,9 @@ def run_analyze(args: argparse.Namespace) -> int:
     from lobule.inference.analysis_service import analyze_to_folder
     from lobule.inference.quantify import QuantSettings
 
-    bar = _ProgressBar(enabled=not args.quiet)
+    from lobule.inference.cli.progress import TileProgress
+
+    bar = TileProgress(Path(args.slide).name, enabled=not args.quiet)
     try:
         outcome = analyze_to_folder(
             args.slide, args.out, model=args.model, device=args.device, roi=args.roi, mpp=args.mpp,
@@ -71,38 +73,3 @@ def _tell(args, bar, text: str) -> None:
 def _say(args, text: str) -> None:
     if not args.quiet:
         print(text, file=sys.stderr)
-
-
-class _ProgressBar:
-    """A one-line terminal progress bar on stderr (tiles done/total, tiles/s, ETA); on a
-    non-terminal stream it prints a line every 10 %."""
-
-    def __init__(self, enabled: bool = True, width: int = 30) -> None:
-        self.enabled = enabled
-        self.width = width
-        self.tty = sys.stderr.isatty()
-        self._last_decile = -1
-        self._drawn = False
-
-    def __call__(self, event) -> None:
-        if not self.enabled:
-            return
-        filled = int(self.width * event.fraction)
-        eta = "--:--" if event.eta_s is None else time.strftime("%M:%S", time.gmtime(event.eta_s))
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {event.done}/{event.total} tiles "
-                f"{event.tiles_per_s:.2f} tiles/s ETA {eta}")
-        if self.tty:
-            sys.stderr.write("\r" + line)
-            sys.stderr.flush()
-            self._drawn = True
-        else:
-            decile = int(10 * event.fraction)
-            if decile != self._last_decile:
-                self._last_decile = decile
-                print(line, file=sys.stderr)
-
-    def close(self) -> None:
-        if self._drawn:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._drawn = False

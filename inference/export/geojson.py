@@ -3,7 +3,12 @@
 Coordinates are slide level-0 pixels (QuPath's convention). Each region is an ``annotation``
 feature; inside each region every class except background becomes one ``detection`` feature
 (a MultiPolygon, marching-squares outlines along pixel edges, see
-:func:`~lobule.inference.regions.mask_to_geometry`) with ``classification: {name, color}``.
+:func:`~lobule.inference.regions.mask_to_geometry`) with ``classification: {name, color}`` in
+the current overlay palette (:func:`lobule.resources.classes.set_palette`).
+
+Sized for QuPath: outlines are simplified within half a pixel of the label level they come from
+(Douglas-Peucker, shapely ``simplify`` keeping topology) and coordinates rounded to
+:data:`DECIMALS` decimals of a level-0 pixel (GEOS precision reducer, which keeps polygons valid).
 Outlines come from the finest label-store level at which the region's bounding box holds at
 most ``max_pixels`` pixels (8 Mpx; stated in each feature as ``downsample``), so time and
 memory are bounded whatever the slide size; the areas in the properties are the exact pixel
@@ -23,6 +28,7 @@ from lobule.inference.regions import Rasterizer, mask_to_geometry
 from lobule.resources.classes import LIVER_CLASSES
 
 MAX_PIXELS = 8_000_000
+DECIMALS = 2  # decimals of level-0 pixel coordinates
 
 
 def class_features(store, region, result=None, max_pixels: int = MAX_PIXELS) -> list[dict]:
@@ -50,7 +56,7 @@ def class_features(store, region, result=None, max_pixels: int = MAX_PIXELS) -> 
         mask = labels == c.id
         if not mask.any():
             continue
-        geometry = _without_collinear(mask_to_geometry(mask, scale=ds, offset=(x0 * ds, y0 * ds)))
+        geometry = compact_geometry(mask_to_geometry(mask, scale=ds, offset=(x0 * ds, y0 * ds)), tolerance=0.5 * ds)
         props = {
             "objectType": "detection",
             "name": f"{c.key} in {region.name}",
@@ -80,7 +86,10 @@ def write_classes_geojson(path: str | Path, store, regions, results=None, max_pi
         handle.write('{"type": "FeatureCollection", "features": [')
         first = True
         for region, result in zip(regions, results):
-            features = ([region.to_feature()] if not region.geometry.is_empty else [])
+            features = []
+            if not region.geometry.is_empty:
+                features.append(dict(region.to_feature(), geometry=shapely.to_geojson(
+                    compact_geometry(region.geometry, tolerance=0.5))))
             features += class_features(store, region, result, max_pixels)
             for feature in features:
                 handle.write(("\n" if first else ",\n") + feature_json(feature))
@@ -99,9 +108,10 @@ def feature_json(feature: dict) -> str:
     return f'{head}, "geometry": {geometry}, "properties": {json.dumps(feature["properties"])}}}'
 
 
-def _without_collinear(geometry):
-    """Drop vertices in the middle of straight runs (Douglas-Peucker with tolerance 0, per
-    polygon): the same point set, so validity is kept, with about a third fewer vertices."""
-    parts = np.array(list(getattr(geometry, "geoms", [geometry])), dtype=object)
-    parts = shapely.simplify(parts, 0.0, preserve_topology=False)
-    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(list(parts))
+def compact_geometry(geometry, tolerance: float):
+    """``geometry`` (Polygon or MultiPolygon, level-0 px) with outlines simplified within
+    ``tolerance`` level-0 px and coordinates rounded to :data:`DECIMALS` decimals. Simplifying
+    the whole geometry at once keeps its rings from crossing each other, and the precision
+    reducer keeps the result valid (parts that would vanish are dropped)."""
+    simplified = shapely.simplify(geometry, tolerance, preserve_topology=True)
+    return shapely.set_precision(simplified, 10.0 ** -DECIMALS)

@@ -27,8 +27,9 @@ def test_lists_installed_models_with_card_fields(models_dir, capsys):
     assert run(["models", "--verify"]) == 0
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("tiny-unet"))
-    assert "liver-hne" in line and "unet" in line and "0.5" in line and str(models_dir) in line
-    assert "held_out.steatosis_iou=0.512 held_out.tiles=4" in out
+    assert line.split()[:6] == ["tiny-unet", "liver-hne", "unet", "0.5", "7", "0.0"]
+    assert line.endswith("steatosis IoU 0.512 (held out, 4 tiles)")
+    assert str(models_dir) in out.splitlines()[-1]
     assert "weights: ok" in out
 
 
@@ -48,3 +49,19 @@ def test_broken_weights_are_reported_and_unknown_name_is_one_line(models_dir, ca
     assert run(["models", "no-such-model"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lobule: error: no installed model named 'no-such-model'; installed: ") and "\n" not in err
+
+
+def test_headline_metric_of_the_bundled_cards():
+    """One phrase per bundled card: the best held-out metric kind, where it was measured."""
+    from lobule.inference.cli.models import headline_metric
+    from lobule.models.checkpoint import read_card
+    from lobule.resources import MODELS_DIR
+
+    liver = headline_metric(read_card(MODELS_DIR / "liver-hne.json"))
+    assert liver.startswith("lipid droplets Dice 0.") and "nuclei Dice 0." in liver and "held-out" in liver
+    assert "IoU" not in liver
+    ffa = headline_metric(read_card(MODELS_DIR / "ffa-cnp.json"))
+    assert ffa.startswith("F1 0.") and "AUC 0." in ffa and ffa.endswith("(pooled, test set)")
+    assert headline_metric(read_card(MODELS_DIR / "fewshot-mri.json")).startswith("mean Dice % ")
+    assert headline_metric({"metrics": {"headline": "Dice 0.9 on 12 slides"}}) == "Dice 0.9 on 12 slides"
+    assert headline_metric({"metrics": {}}) == "-"
