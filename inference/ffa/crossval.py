@@ -235,10 +235,13 @@ def score_method(cases: list[Case], folds: list[FoldResult], fold_patients: list
             for c in members:
                 prob = result.probabilities[c.name]
                 counts = confusion(prob >= threshold, c.truth, c.field)
+                oracle = best_threshold([prob], [c.truth], [c.field])  # not attainable: the cost of one threshold
                 images.append({"name": c.name, "patient": patient, "fold": fold, "threshold": threshold,
                                **scores_from_confusion(counts), "auc_roc": auc_roc(prob, c.truth, c.field),
                                **counts, "cnp_fraction_truth": float(c.truth[c.field].mean()),
-                               "cnp_fraction_predicted": float((prob >= threshold)[c.field].mean())})
+                               "cnp_fraction_predicted": float((prob >= threshold)[c.field].mean()),
+                               "oracle_threshold": oracle, "oracle_f1": scores_from_confusion(
+                                   confusion(prob >= oracle, c.truth, c.field))["f1"]})
                 for key in patient_counts:
                     patient_counts[key] += counts[key]
                 scores.append(prob[c.field])
@@ -375,6 +378,17 @@ def markdown(report: dict) -> str:
         patient = entry["patient"]
         cells = [f"{_fmt(rows[m][patient]['f1'])} / {_fmt(rows[m][patient]['auc_roc'])}" for m in methods]
         lines.append(f"| {patient} | {entry['fold']} | {np.mean(fraction[patient]):.3f} | " + " | ".join(cells) + " |")
+    lines += ["", "## Per image: CNP fraction of the field, labelled / predicted, and F1 at the fold's threshold",
+              "(oracle: F1 at the image's own best threshold, not attainable; it shows what one global threshold costs)",
+              "", "| image | labelled | " + " | ".join(f"{m} predicted | {m} F1 (oracle)" for m in methods) + " |",
+              "|---|---|" + "---|---|" * len(methods)]
+    per_image = {m: {i["name"]: i for i in report["methods"][m]["images"]} for m in methods}
+    for image in first["images"]:
+        cells = []
+        for m in methods:
+            row = per_image[m][image["name"]]
+            cells.append(f"{row['cnp_fraction_predicted']:.3f} | {_fmt(row['f1'])} ({_fmt(row['oracle_f1'])})")
+        lines.append(f"| {image['name']} | {image['cnp_fraction_truth']:.3f} | " + " | ".join(cells) + " |")
     lines += ["", "## Folds", "", "| fold | test | inner validation | training | "
               + " | ".join(f"{m} threshold" for m in methods) + " |", "|---|---|---|---|" + "---|" * len(methods)]
     for k, fold in enumerate(report["folds"]):
