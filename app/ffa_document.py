@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.ffa.io import Angiogram, read_angiogram
-from lobule.inference.ffa.labels import read_label
+from lobule.inference.ffa.labels import DEFAULT_CLASS, label_choices, read_label
 from lobule.inference.ffa.metrics import auc_roc, confusion, roc_curve, scores_from_confusion
 from lobule.inference.ffa.preprocess import field_of_view, preprocess
 from lobule.inference.ffa.quantify import cnp_area
@@ -40,9 +40,23 @@ def load_image(path: str | Path) -> LoadedImage:
     return LoadedImage(angiogram, preprocess(angiogram.gray8), field_of_view(angiogram.gray8))
 
 
-def load_truth(path: str | Path, shape: tuple[int, int], label_class=None) -> np.ndarray:
-    """Read a ground-truth CNP mask of the image's size (runs on a worker thread)."""
-    return read_label(path, label_class, shape)
+def load_truth_choices(path: str | Path, shape: tuple[int, int], label_class=None):
+    """(truth, path, choices, chosen): the classes the label file holds (see
+    :func:`lobule.inference.ffa.labels.label_choices`) and the mask of ``label_class``, or of
+    LabelMe "NP" / the first class when None (runs on a worker thread).
+
+    Raises
+    ------
+    InputError
+        Unreadable file, or a mask of another size than ``shape``.
+    """
+    choices = label_choices(path)
+    if not choices:  # an empty mask: no CNP anywhere
+        return read_label(path, None, shape), Path(path), [(None, "no labelled pixels")], None
+    values = [value for value, _ in choices]
+    if label_class is None:
+        label_class = DEFAULT_CLASS if DEFAULT_CLASS in values else values[0]
+    return read_label(path, label_class, shape), Path(path), choices, label_class
 
 
 def evaluate_roc(probability: np.ndarray, truth: np.ndarray, field: np.ndarray) -> RocResult:

@@ -30,13 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth
+from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
 from lobule.app.errors import error_message as error_text
 from lobule.app.ffa_worker import BackgroundCall, SegmentationJob
 from lobule.inference.errors import InputError
+from lobule.inference.ffa.predictor import card_threshold
 
 DEFAULT_MODEL = "ffa-cnp"
 OVERLAY_RGBA = (255, 40, 40, 110)
+FIELD_RGBA = (255, 210, 0, 255)  # yellow outline of the field of view
 IMAGE_FILTER = "Angiograms (*.jpg *.jpeg *.png *.tif *.tiff *.bmp *.dcm *.dicom);;All files (*)"
 LABEL_FILTER = "Ground truth (*.png *.json *.tif *.tiff *.bmp);;All files (*)"
 SCALE_NONE, SCALE_UM, SCALE_FOV = "no scale (px only)", "um per pixel", "field of view (degrees)"
@@ -69,7 +71,11 @@ class FFATab(QWidget):
         self._job: SegmentationJob | None = None
         self._pending = 0  # background steps under way (loading, evaluating)
         self._calls: set[BackgroundCall] = set()  # alive until their result arrives
+        self._threshold_from_user = False  # the user moved the slider: segmenting keeps their value
+        self._truth_path: Path | None = None
+        self.card_threshold: float | None = None  # the model card's calibrated threshold
         self._build()
+        self._use_card_threshold()
         self._refresh()
 
     # ----------------------------------------------------------------- layout
@@ -85,7 +91,8 @@ class FFATab(QWidget):
         self.truth_item = pg.ImageItem(axisOrder="row-major")
         self.pre_item = pg.ImageItem(axisOrder="row-major")
         self.pre_overlay_item = pg.ImageItem(axisOrder="row-major")
-        for item in (self.image_item, self.truth_item, self.overlay_item):
+        self.field_item = pg.ImageItem(axisOrder="row-major")
+        for item in (self.image_item, self.field_item, self.truth_item, self.overlay_item):
             self.view.addItem(item)
         for item in (self.pre_item, self.pre_overlay_item):
             self.pre_view.addItem(item)
@@ -126,6 +133,9 @@ class FFATab(QWidget):
         self.truth_box = QCheckBox("Show ground truth outline")
         self.truth_box.setChecked(True)
         self.truth_box.toggled.connect(self._refresh_overlay)
+        self.field_box = QCheckBox("Show field of view (metrics and areas count inside it)")
+        self.field_box.setChecked(True)
+        self.field_box.toggled.connect(self._refresh_overlay)
         self.reset_button = QPushButton("Fit to window")
         self.reset_button.clicked.connect(lambda: self.view.autoRange(padding=0.02))
         form.addRow("Brightness", self.brightness)
@@ -133,6 +143,7 @@ class FFATab(QWidget):
         form.addRow(self.preprocessing_box)
         form.addRow(self.overlay_box)
         form.addRow(self.truth_box)
+        form.addRow(self.field_box)
         form.addRow(self.reset_button)
         side.addWidget(display)
 
@@ -159,9 +170,13 @@ class FFATab(QWidget):
         self.threshold_slider.setValue(50)
         self.threshold_slider.valueChanged.connect(self._threshold_changed)
         self.threshold_label = QLabel("0.50")
+        self.threshold_reset = QPushButton("Model's")
+        self.threshold_reset.setToolTip("Back to the operating threshold calibrated in the model card")
+        self.threshold_reset.clicked.connect(self.reset_threshold)
         threshold_row = QHBoxLayout()
         threshold_row.addWidget(self.threshold_slider, 1)
         threshold_row.addWidget(self.threshold_label)
+        threshold_row.addWidget(self.threshold_reset)
         self.scale_kind = QComboBox()
         self.scale_kind.addItems([SCALE_NONE, SCALE_UM, SCALE_FOV])
         self.scale_value = QDoubleSpinBox()
@@ -190,6 +205,12 @@ class FFATab(QWidget):
         truth_layout = QVBoxLayout(truth)
         self.truth_button = QPushButton("Open ground-truth mask…")
         self.truth_button.clicked.connect(self._choose_truth)
+        self.truth_class = QComboBox()
+        self.truth_class.setToolTip("Which class (label, palette index, value or colour) of the file is CNP")
+        self.truth_class.activated.connect(self._truth_class_chosen)
+        class_row = QHBoxLayout()
+        class_row.addWidget(QLabel("CNP class"))
+        class_row.addWidget(self.truth_class, 1)
         self.metrics_label = QLabel("")
         self.metrics_label.setWordWrap(True)
         self.roc_plot = pg.PlotWidget()
@@ -202,6 +223,7 @@ class FFATab(QWidget):
         self.roc_curve = self.roc_plot.plot([], [], pen=pg.mkPen((40, 120, 220), width=2))
         self.roc_point = self.roc_plot.plot([], [], pen=None, symbol="o", symbolBrush=(220, 40, 40), symbolSize=8)
         truth_layout.addWidget(self.truth_button)
+        truth_layout.addLayout(class_row)
         truth_layout.addWidget(self.metrics_label)
         truth_layout.addWidget(self.roc_plot)
         side.addWidget(truth)
@@ -229,13 +251,16 @@ class FFATab(QWidget):
         self._start(lambda: load_image(path), self._on_loaded)
         self.file_label.setText(f"Opening {Path(path).name}…")
 
-    def open_truth(self, path: str) -> None:
-        """Open a ground-truth mask (palette PNG, LabelMe JSON, binary mask) for the open image."""
+    def open_truth(self, path: str, label_class=None) -> None:
+        """Open a ground-truth mask (palette PNG, LabelMe JSON, class map, binary mask) for the
+        open image. The classes the file holds fill the "CNP class" chooser; ``label_class``
+        (a LabelMe label, palette index / value or (r, g, b) colour) picks one, else LabelMe "NP"
+        or the first class is used and the user can pick another."""
         if self.document.image is None:
             self._fail("open an image before its ground truth")
             return
         shape = self.document.image.angiogram.shape
-        self._start(lambda: (load_truth(path, shape), Path(path)), self._on_truth)
+        self._start(lambda: load_truth_choices(path, shape, label_class), self._on_truth)
 
     def is_ready(self) -> bool:
         """True when no background work is under way (for screenshots and tests)."""
@@ -274,7 +299,14 @@ class FFATab(QWidget):
         self.imageOpened.emit(str(angiogram.path))
 
     def _on_truth(self, result) -> None:
-        truth, path = result
+        truth, path, choices, chosen = result
+        self._truth_path = path
+        self.truth_class.blockSignals(True)
+        self.truth_class.clear()
+        for value, text in choices:
+            self.truth_class.addItem(text, value)
+        self.truth_class.setCurrentIndex(next((i for i, (v, _) in enumerate(choices) if v == chosen), 0))
+        self.truth_class.blockSignals(False)
         self.document.set_truth(truth, path)
         self.error_label.setText("")
         self._refresh()
@@ -318,11 +350,8 @@ class FFATab(QWidget):
     def _on_segmented(self, result) -> None:
         self._segmenter = result.segmenter
         self._job_ended()
-        threshold = float(result.segmenter.threshold)
-        self.document.set_probability(result.probability, result.segmenter.name, threshold)
-        self.threshold_slider.blockSignals(True)
-        self.threshold_slider.setValue(int(round(threshold * 100)))
-        self.threshold_slider.blockSignals(False)
+        # the threshold shown is the one used: the card's was shown before segmenting, or the user's
+        self.document.set_probability(result.probability, result.segmenter.name)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self._refresh()
@@ -348,11 +377,34 @@ class FFATab(QWidget):
     # ----------------------------------------------------------------- controls
     def _threshold_changed(self, value: int) -> None:
         self.document.threshold = value / 100.0
+        self._threshold_from_user = True
         self._refresh()
 
     def set_threshold(self, threshold: float) -> None:
         """Set the CNP threshold (0.01-0.99) as the slider does."""
         self.threshold_slider.setValue(int(round(threshold * 100)))
+
+    def _show_threshold(self, threshold: float) -> None:
+        self.document.threshold = threshold
+        self.threshold_slider.blockSignals(True)
+        self.threshold_slider.setValue(int(round(threshold * 100)))
+        self.threshold_slider.blockSignals(False)
+
+    def _use_card_threshold(self) -> None:
+        """Show (and use) the model card's calibrated threshold unless the user chose one."""
+        self.card_threshold = card_threshold(self.model)
+        if self.card_threshold is not None and not self._threshold_from_user:
+            self._show_threshold(self.card_threshold)
+
+    def reset_threshold(self) -> None:
+        """Back to the model card's calibrated threshold."""
+        self._threshold_from_user = False
+        self._use_card_threshold()
+        self._refresh()
+
+    def _truth_class_chosen(self, index: int) -> None:
+        if self._truth_path is not None and index >= 0:
+            self.open_truth(str(self._truth_path), self.truth_class.itemData(index))
 
     def _scale_changed(self, *_):
         kind = self.scale_kind.currentText()
@@ -393,6 +445,12 @@ class FFATab(QWidget):
         self.truth_button.setEnabled(has_image)
         self.export_button.setEnabled(doc.probability is not None)
         self.threshold_label.setText(f"{doc.threshold:.2f}")
+        card = self.card_threshold
+        self.threshold_reset.setEnabled(card is not None and abs(doc.threshold - card) > 1e-9)
+        self.threshold_slider.setToolTip(
+            f"CNP where probability >= {doc.threshold:.2f}"
+            + (f"; the model card's calibrated threshold is {card:.2f}" if card is not None else ""))
+        self.truth_class.setEnabled(self.truth_class.count() > 1)
         self._refresh_overlay()
         area = doc.area()
         if area is None:
@@ -403,6 +461,8 @@ class FFATab(QWidget):
                 text += f" = {area['cnp_area_mm2']:.3f} mm²  ({area['um_per_px']:.2f} µm/px)"
             if area["cnp_fraction_of_field"] is not None:
                 text += f"\n{100 * area['cnp_fraction_of_field']:.1f} % of the field of view"
+            if area["cnp_area_mm2"] is None:
+                text += "\n(mm² needs the scale: µm per pixel or the camera's field of view in degrees)"
             self.area_label.setText(text)
         metrics = doc.threshold_metrics()
         if metrics is None:
@@ -426,6 +486,16 @@ class FFATab(QWidget):
 
     def _refresh_overlay(self, *_):
         doc = self.document
+        if doc.image is None or not self.field_box.isChecked() or doc.image.field.all():
+            self.field_item.clear()
+        else:
+            from scipy import ndimage
+
+            field = doc.image.field
+            edge = field & ~ndimage.binary_erosion(field, iterations=2)
+            rgba = np.zeros((*edge.shape, 4), np.uint8)
+            rgba[edge] = FIELD_RGBA
+            self.field_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         mask = doc.mask()
         if mask is None or not self.overlay_box.isChecked():
             self.overlay_item.clear()
@@ -503,6 +573,8 @@ class FFATab(QWidget):
         self.model = str(name_or_card)
         self._segmenter = None
         self.model_label.setText(Path(self.model).stem if self.model.endswith(".json") else self.model)
+        self._use_card_threshold()
+        self._refresh()
 
     def _choose_export(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export CNP mask and numbers to")

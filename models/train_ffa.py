@@ -32,6 +32,8 @@ from lobule.models.errors import CheckpointError
 STATE_JSON = "state.json"
 STATE_WEIGHTS = "state.safetensors"
 BEST_WEIGHTS = "best.safetensors"
+IGNORE = -100
+"""Target value of pixels that do not count in the loss (outside the field of view)."""
 
 
 @dataclass
@@ -46,7 +48,8 @@ class FFATrainConfig:
     patches_per_epoch: int = 10_000
     seed: int = 0
     max_minutes: float | None = None  # wall-time budget of this call; stops resumably
-    augment: str = "flips"  # "flips" (the paper) or "dihedral+gamma" (ours, see PatchSampler)
+    augment: str = "flips"  # "flips" (the paper), "dihedral+gamma" or "angio" (ours, see PatchSampler)
+    class_balance: bool = False  # weight the cross-entropy by inverse class frequency (inside the regions)
 
 
 @dataclass
@@ -77,19 +80,25 @@ class PatchSampler:
     rng : numpy Generator (its state is saved for resuming).
     augment : ``"flips"``: random horizontal and vertical flips (the paper);
         ``"dihedral+gamma"``: also a random multiple of 90 degrees of rotation and a random gamma
-        ``patch ** exp(u)``, u uniform in [-0.3, 0.3] (ours, for very small training sets).
+        ``patch ** exp(u)``, u uniform in [-0.3, 0.3] (ours, for very small training sets);
+        ``"angio"``: flips, a rotation by a uniform random angle (bilinear image, nearest-neighbour
+        target), contrast x[0.8, 1.2] and brightness +[-0.1, 0.1] about the patch mean, then
+        gamma ``exp(u)``, u in [-0.3, 0.3] (ours: angiograms differ in exposure and dye phase).
 
     An image is drawn with probability proportional to its region's area, then a centre
-    uniformly inside the region; the patch is shifted to lie inside the image.
+    uniformly inside the region; the patch is shifted to lie inside the image. Target pixels
+    outside the region are :data:`IGNORE` (-100, cross-entropy's ignore_index), so the black
+    surround of a fundus image does not count in the loss.
     """
 
-    AUGMENTATIONS = ("flips", "dihedral+gamma")
+    AUGMENTATIONS = ("flips", "dihedral+gamma", "angio")
 
     def __init__(self, images, masks, regions, patch_size: int, rng: np.random.Generator,
                  augment: str = "flips") -> None:
         if augment not in self.AUGMENTATIONS:
             raise ValueError(f"augment must be one of {', '.join(self.AUGMENTATIONS)}, got {augment!r}")
-        self.images, self.masks, self.patch = images, masks, patch_size
+        self.images, self.patch = images, patch_size
+        self.masks = [np.where(r, np.asarray(m, np.int64), IGNORE) for m, r in zip(masks, regions)]
         self.rng = rng
         self.augment = augment
         self.centres = [np.flatnonzero(r) for r in regions]
@@ -114,7 +123,10 @@ class PatchSampler:
             cy, cx = divmod(int(flat), w)
             y0 = min(max(cy - p // 2, 0), h - p)
             x0 = min(max(cx - p // 2, 0), w - p)
-            patch, target = image[y0 : y0 + p, x0 : x0 + p], mask[y0 : y0 + p, x0 : x0 + p]
+            if self.augment == "angio":
+                patch, target = self._rotated(image, mask, cy, cx)
+            else:
+                patch, target = image[y0 : y0 + p, x0 : x0 + p], mask[y0 : y0 + p, x0 : x0 + p]
             if self.rng.random() < 0.5:
                 patch, target = patch[:, ::-1], target[:, ::-1]
             if self.rng.random() < 0.5:
@@ -123,9 +135,39 @@ class PatchSampler:
                 turns = int(self.rng.integers(4))
                 patch, target = np.rot90(patch, turns), np.rot90(target, turns)
                 patch = np.power(patch, np.float32(np.exp(self.rng.uniform(-0.3, 0.3))))
+            elif self.augment == "angio":
+                mean = float(patch.mean())
+                patch = (patch - mean) * self.rng.uniform(0.8, 1.2) + mean + self.rng.uniform(-0.1, 0.1)
+                patch = np.power(np.clip(patch, 0.0, 1.0), np.float32(np.exp(self.rng.uniform(-0.3, 0.3))))
             xs[k, 0] = patch
             ys[k] = target
         return xs, ys
+
+
+    def _rotated(self, image: np.ndarray, mask: np.ndarray, cy: int, cx: int) -> tuple[np.ndarray, np.ndarray]:
+        """The P x P patch centred at (cy, cx), rotated by a uniform random angle; pixels that
+        come from outside the image are 0 in the patch and :data:`IGNORE` in the target."""
+        import cv2
+
+        p = self.patch
+        angle = float(self.rng.uniform(0.0, 360.0))
+        rotation = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, 1.0)
+        rotation[:, 2] += [p / 2.0 - 0.5 - cx, p / 2.0 - 0.5 - cy]  # the centre lands mid-patch
+        patch = cv2.warpAffine(image, rotation, (p, p), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        target = cv2.warpAffine(mask.astype(np.float32), rotation, (p, p), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=float(IGNORE))
+        return patch, target.astype(np.int64)
+
+
+def class_weights(masks: list[np.ndarray], regions: list[np.ndarray]) -> np.ndarray:
+    """(2,) float32 inverse-frequency weights ``n / (2 n_c)`` of background and CNP inside the
+    regions (1, 1 when a class is absent)."""
+    positives = sum(int(np.count_nonzero(np.asarray(m, bool) & r)) for m, r in zip(masks, regions))
+    total = sum(int(np.count_nonzero(r)) for r in regions)
+    if positives == 0 or positives == total:
+        return np.ones(2, np.float32)
+    return np.array([total / (2.0 * (total - positives)), total / (2.0 * positives)], np.float32)
 
 
 def _save_state(workdir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
@@ -247,6 +289,7 @@ def train_cnp(
             group["lr"] = config.lr
         log(f"resumed at epoch {epoch} (best AUC-ROC {best_auc:.4f} at epoch {best_epoch})")
     sampler = PatchSampler(images, masks, regions, config.patch_size, rng, config.augment)
+    weight = torch.from_numpy(class_weights(masks, regions)).to(device) if config.class_balance else None
     started = time.monotonic()
     stopped = "max_epochs"
     steps = max(1, math.ceil(config.patches_per_epoch / config.batch_size))
@@ -262,7 +305,7 @@ def train_cnp(
         for _ in range(steps):
             xs, ys = sampler.sample(config.batch_size)
             logits = model(torch.from_numpy(xs).to(device))
-            loss = F.cross_entropy(logits, torch.from_numpy(ys).to(device))
+            loss = F.cross_entropy(logits, torch.from_numpy(ys).to(device), weight=weight, ignore_index=IGNORE)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

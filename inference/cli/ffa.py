@@ -62,8 +62,22 @@ def register(commands, train) -> None:
     t.add_argument("--epochs", type=int, default=200, help="maximum epochs (paper: 200)")
     t.add_argument("--patience", type=int, default=8, help="early stop after this many epochs without AUC gain")
     t.add_argument("--patches-per-epoch", type=int, default=10_000)
-    t.add_argument("--augment", default="flips", choices=["flips", "dihedral+gamma"],
-                   help="patch augmentation: flips (paper) or also 90-degree rotations and gamma jitter")
+    t.add_argument("--augment", default="flips", choices=["flips", "dihedral+gamma", "angio"],
+                   help="patch augmentation: flips (paper); also 90-degree rotations and gamma jitter; or "
+                        "angio: flips, any rotation, contrast, brightness and gamma")
+    t.add_argument("--class-balance", action="store_true",
+                   help="weight the loss by inverse class frequency inside the field of view")
+    t.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="patient-level K-fold cross-validation instead of one model: --out names the table "
+                        "(JSON; Markdown beside it)")
+    t.add_argument("--cv-methods", default="enhance_laddernet,laddernet,darkness",
+                   help="with --cv: methods to compare (enhance_laddernet, laddernet, darkness)")
+    t.add_argument("--cv-inner-val", type=int, default=2, help="with --cv: inner validation patients per fold")
+    t.add_argument("--cv-fold", type=int, default=None, metavar="F",
+                   help="with --cv: run only fold F (0-based) into --workdir, for folds in parallel processes; "
+                        "a run without it then assembles the table")
+    t.add_argument("--cv-train-patients", type=int, default=None, metavar="N",
+                   help="with --cv: at most N training patients per fold, inner validation included (learning curve)")
     t.add_argument("--val-patients", default="", help="comma-separated patient ids held out for early stopping")
     t.add_argument("--test-patients", default="", help="comma-separated patient ids held out for the card's metrics")
     t.add_argument("--seed", type=int, default=0)
@@ -175,7 +189,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 _TRAIN_OPTIONS = ("images", "labels", "label_class", "out", "name", "arch", "base_width", "reduction_ratio",
                   "dropout", "lr", "batch_size", "patch_size", "epochs", "patience", "patches_per_epoch",
-                  "augment", "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
+                  "augment", "cv", "cv_methods", "cv_inner_val", "cv_fold", "cv_train_patients", "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
 
 
 def _train_command(args: argparse.Namespace) -> str:
@@ -187,6 +201,8 @@ def _train_command(args: argparse.Namespace) -> str:
         value = getattr(args, key)
         if value is not None and value != "":
             parts += [f"--{key.replace('_', '-')}", str(value)]
+    if args.class_balance:
+        parts.append("--class-balance")
     if args.resume:
         parts.append("--resume")
     if args.compare:
@@ -216,8 +232,41 @@ def train_ffa(args: argparse.Namespace) -> int:
     config = FFATrainConfig(
         patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr, max_epochs=args.epochs,
         patience=args.patience, patches_per_epoch=args.patches_per_epoch, seed=args.seed,
-        max_minutes=args.max_minutes, augment=args.augment,
+        max_minutes=args.max_minutes, augment=args.augment, class_balance=args.class_balance,
     )
+    if args.cv is not None:
+        return _crossval(args, config, label_class)
     card = run_training(request, config, log=lambda line: print(line, flush=True))
     print(f"wrote {card}")
+    return 0
+
+
+def _crossval(args: argparse.Namespace, config, label_class) -> int:
+    import torch
+
+    from lobule.inference.ffa.crossval import markdown, run_crossval
+    from lobule.inference.ffa.export import json_safe, write_json
+    from lobule.models.atomic import atomic_write
+
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise InputError(f"with --cv, --out must name the table, NAME.json (got {out.name})")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder not found: {out.parent}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    methods = [m.strip() for m in args.cv_methods.split(",") if m.strip()]
+    network = {"base_width": args.base_width, "dropout": args.dropout, "reduction_ratio": args.reduction_ratio,
+               "device": args.device}
+    report = run_crossval(args.images, args.labels, label_class, args.cv, methods, config, network,
+                          args.workdir or out.with_suffix(".cv"), args.cv_inner_val, args.cv_train_patients,
+                          args.cv_fold, log=lambda line: print(line, flush=True))
+    if report is None:
+        print(f"fold {args.cv_fold} done; run again without --cv-fold to write the table")
+        return 0
+    report["command"] = _train_command(args)
+    write_json(json_safe(report), out)
+    with atomic_write(out.with_suffix(".md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown(report) + f"\nCommand: `{report['command']}`\n")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0

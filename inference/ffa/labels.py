@@ -217,3 +217,64 @@ def read_label(path: str | Path, label_class: LabelClass = None, shape: tuple[in
             f"{'...' if values.size > 6 else ''}); give the CNP value with --label-class"
         )
     return _check_shape(pixels > 0, path, shape)
+
+
+MAX_CHOICES = 32
+"""More distinct values than this are not a class map (e.g. a photograph), no choice is offered."""
+
+
+def label_choices(path: str | Path) -> list[tuple[LabelClass, str]]:
+    """The classes a label file holds, for a chooser: ``(label_class, description)`` pairs in
+    which ``label_class`` can be passed to :func:`read_label`.
+
+    LabelMe JSON: one per shape label (``"NP"``); palette PNG: one per palette index present
+    other than 0, described by its colour and share of the image; gray or RGB class maps: one
+    per non-zero value or non-black colour. A binary mask gives one choice.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or more than :data:`MAX_CHOICES` values (not a class map).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"label not found: {path}")
+    if path.suffix.lower() == ".json":
+        try:
+            shapes = json.loads(path.read_text(encoding="utf-8"))["shapes"]
+            names = sorted({str(s.get("label")) for s in shapes})
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(f"{path.name} is not a LabelMe JSON file: {exc}") from None
+        return [(n, f"LabelMe label {n}") for n in names]
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path)
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read label {path.name}: {exc}") from None
+    if image.mode in ("RGB", "RGBA"):
+        pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+        colours, counts = np.unique(pixels, axis=0, return_counts=True)
+        keep = colours.any(axis=1)
+        if keep.sum() > MAX_CHOICES:
+            raise InputError(f"{path.name} has {int(keep.sum())} colours: not a label image")
+        return [(tuple(int(v) for v in c), f"colour {','.join(map(str, c))} ({100.0 * n / pixels.shape[0]:.1f} %)")
+                for c, n in zip(colours[keep], counts[keep])]
+    pixels = np.asarray(image)
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    values, counts = np.unique(pixels, return_counts=True)
+    keep = values != 0
+    if keep.sum() > MAX_CHOICES:
+        raise InputError(f"{path.name} has {int(keep.sum())} distinct values: not a label image")
+    palette = _palette(image) if image.mode == "P" else None
+    choices: list[tuple[LabelClass, str]] = []
+    for value, count in zip(values[keep], counts[keep]):
+        share = f"{100.0 * count / pixels.size:.1f} %"
+        if palette is not None and value < len(palette):
+            colour = ",".join(str(int(c)) for c in palette[value])
+            choices.append((int(value), f"palette index {value}, colour {colour} ({share})"))
+        else:
+            choices.append((int(value), f"value {value} ({share})"))
+    return choices

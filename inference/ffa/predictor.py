@@ -20,6 +20,20 @@ DEFAULT_THRESHOLD = 0.5
 CNP_CLASS = 1
 
 
+def card_threshold(name_or_path: str = DEFAULT_MODEL) -> float | None:
+    """The calibrated operating threshold in a CNP model's card, read without loading weights or
+    torch; None when the card cannot be found or read (the error shows when the model is used)."""
+    from lobule.inference.errors import UnknownModelError
+    from lobule.models.checkpoint import find_checkpoint, read_card
+
+    try:
+        card = read_card(find_checkpoint(name_or_path))
+    except (CheckpointError, UnknownModelError):
+        return None
+    value = card.get("inference", {}).get("threshold")
+    return float(value) if isinstance(value, (int, float)) and 0.0 < value < 1.0 else None
+
+
 def resolve_device(device: str = "auto") -> str:
     """'auto' -> 'cuda' if available, else 'mps' if available, else 'cpu'."""
     import torch

@@ -54,3 +54,24 @@ def test_field_of_view_of_a_disc_keeps_dark_patches_at_its_edge(make_angiogram):
 def test_field_of_view_is_everything_without_a_dark_surround():
     gray = np.full((64, 80), 120, np.uint8)
     assert field_of_view(gray).all()
+
+
+@pytest.mark.parametrize("name", ["p02-1_016", "p23-2_014"])
+def test_field_of_view_of_a_real_angiogram_is_the_camera_disc(shared_data, name):
+    import cv2
+
+    from lobule.inference.ffa.io import read_angiogram
+    from lobule.inference.ffa.labels import read_label
+
+    folder = shared_data / "ffa_nonperfusion" / name
+    gray = read_angiogram(folder / "image.jpg").gray8
+    fov = field_of_view(gray)
+    assert 0.75 < fov.mean() < 0.9  # a disc inside a 512x512 frame, not the whole image
+    contours, _ = cv2.findContours(fov.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    (cx, cy), radius = cv2.minEnclosingCircle(max(contours, key=cv2.contourArea))
+    yy, xx = np.mgrid[: gray.shape[0], : gray.shape[1]]
+    disc = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    assert (fov & disc).sum() / (fov | disc).sum() > 0.95  # circular
+    assert np.median(gray[~fov]) < 12  # outside is the camera's black surround
+    truth = read_label(folder / "labelme.json", None, gray.shape)
+    assert truth[fov].sum() / truth.sum() > 0.98  # the annotated CNP lies inside (p23: 510 px over the rim)

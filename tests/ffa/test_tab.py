@@ -22,7 +22,7 @@ def tab(qtbot, tiny_checkpoint):
 
 
 def _open(qtbot, tab, path):
-    with qtbot.waitSignal(tab.imageOpened, timeout=20000):
+    with qtbot.waitSignal(tab.imageOpened, timeout=60000):
         tab.open_path(str(path))
 
 
@@ -68,7 +68,7 @@ def test_ground_truth_metrics_and_roc(qtbot, tab, angiogram_file, tmp_path):
     truth = np.zeros((128, 112), np.uint8)
     truth[30:60, 20:50] = 255
     cv2.imwrite(str(tmp_path / "gt.png"), truth)
-    with qtbot.waitSignal(tab.evaluated, timeout=20000):
+    with qtbot.waitSignal(tab.evaluated, timeout=60000):
         tab.open_truth(str(tmp_path / "gt.png"))
     text = tab.metrics_label.text()
     for name in ("Acc", "Se", "Sp", "F1", "AUC-ROC"):
@@ -87,7 +87,7 @@ def test_bad_inputs_show_one_line_in_the_tab(qtbot, tab, tmp_path):
     with pytest.raises(InputError, match="not found"):
         tab.open_path(str(tmp_path / "missing.png"))
     cv2.imwrite(str(tmp_path / "tiny.png"), np.zeros((10, 10), np.uint8))
-    with qtbot.waitSignal(tab.failed, timeout=20000) as blocker:
+    with qtbot.waitSignal(tab.failed, timeout=60000) as blocker:
         tab.open_path(str(tmp_path / "tiny.png"))
     assert "too small" in blocker.args[0] and "\n" not in blocker.args[0]
     fundus = tmp_path / "fundus.png"
@@ -96,7 +96,7 @@ def test_bad_inputs_show_one_line_in_the_tab(qtbot, tab, tmp_path):
     assert "does not look like a fluorescein angiogram" in tab.warning_label.text()
     small = tmp_path / "small_gt.png"
     cv2.imwrite(str(small), np.zeros((64, 64), np.uint8))
-    with qtbot.waitSignal(tab.failed, timeout=20000) as blocker:
+    with qtbot.waitSignal(tab.failed, timeout=60000) as blocker:
         tab.open_truth(str(small))
     assert blocker.args[0] == "label small_gt.png is 64x64 px but the image is 128x128 px"
 
@@ -106,3 +106,57 @@ def test_dicom_ophthalmic_photographs_open_in_the_ffa_tab(tmp_path, make_angiogr
 
     write_ophthalmic_dicom(tmp_path / "angio.dcm", make_angiogram(64, 64))
     assert route(tmp_path / "angio.dcm") == FFA
+
+
+@pytest.fixture
+def calibrated_checkpoint(tiny_checkpoint, tmp_path):
+    """The tiny checkpoint with a calibrated threshold of 0.3 in its card."""
+    import shutil
+
+    card = json.loads(tiny_checkpoint.read_text())
+    card["inference"]["threshold"] = 0.3
+    path = tmp_path / "calibrated.json"
+    path.write_text(json.dumps(card))
+    shutil.copy(tiny_checkpoint.with_suffix(".safetensors"), tmp_path / card["weights"]["file"])
+    return path
+
+
+def test_threshold_shown_is_the_cards_and_segmenting_does_not_move_it(qtbot, tab, angiogram_file,
+                                                                      calibrated_checkpoint):
+    tab.set_model(str(calibrated_checkpoint))
+    assert tab.threshold_label.text() == "0.30" and tab.document.threshold == pytest.approx(0.3)
+    _open(qtbot, tab, angiogram_file)
+    with qtbot.waitSignal(tab.segmented, timeout=60000):
+        tab.run_segmentation()
+    assert tab.threshold_label.text() == "0.30"
+    np.testing.assert_array_equal(tab.document.mask(), tab.document.probability >= 0.3)  # shown = used
+    assert not tab.threshold_reset.isEnabled()
+    tab.set_threshold(0.6)
+    with qtbot.waitSignal(tab.segmented, timeout=60000):
+        tab.run_segmentation()
+    assert tab.threshold_label.text() == "0.60"  # the user's choice survives a new segmentation
+    assert tab.threshold_reset.isEnabled()
+    tab.reset_threshold()
+    assert tab.threshold_label.text() == "0.30" and tab.threshold_slider.value() == 30
+
+
+def test_ground_truth_class_is_picked_in_the_tab(qtbot, tab, angiogram_file, tmp_path):
+    from PIL import Image
+
+    _open(qtbot, tab, angiogram_file)
+    label = np.zeros((128, 112), np.uint8)
+    label[10:60, 10:60] = 1  # a territory drawn first (like BRVO)
+    label[20:40, 20:40] = 2  # the CNP drawn over it
+    image = Image.fromarray(label, mode="P")
+    image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    image.save(tmp_path / "label.png")
+    with qtbot.waitSignal(tab.evaluated, timeout=60000):
+        tab.open_truth(str(tmp_path / "label.png"))
+    assert tab.truth_class.count() == 2 and tab.truth_class.isEnabled()
+    assert "palette index 2, colour 0,128,0" in tab.truth_class.itemText(1)
+    assert tab.document.truth.sum() == (label == 1).sum()  # the first class until the user picks
+    with qtbot.waitSignal(tab.evaluated, timeout=60000):
+        tab.truth_class.setCurrentIndex(1)
+        tab.truth_class.activated.emit(1)
+    np.testing.assert_array_equal(tab.document.truth, label == 2)
+    assert tab.error_label.text() == ""

@@ -9,7 +9,7 @@ import torch
 
 from lobule.models.errors import CheckpointError
 from lobule.models.registry import create_model
-from lobule.models.train_ffa import FFATrainConfig, PatchSampler, train_cnp
+from lobule.models.train_ffa import IGNORE, FFATrainConfig, PatchSampler, class_weights, train_cnp
 
 
 def _data():
@@ -28,17 +28,49 @@ def test_patch_sampler_shapes_targets_and_region():
     xs, ys = sampler.sample(32)
     assert xs.shape == (32, 1, 48, 48) and xs.dtype == np.float32
     assert ys.shape == (32, 48, 48) and ys.dtype == np.int64
-    # targets follow the image through the flips: CNP where the patch value > 0.7
-    np.testing.assert_array_equal(ys == 1, xs[:, 0] > 0.7)
+    # targets follow the image through the flips: CNP where the patch value > 0.7; pixels outside
+    # the region (the field of view in training) are ignored by the loss
+    counted = ys != IGNORE
+    assert counted.any() and (~counted).any()
+    np.testing.assert_array_equal(ys[counted] == 1, xs[:, 0][counted] > 0.7)
     strong = PatchSampler(images, masks, regions, 48, np.random.default_rng(1), augment="dihedral+gamma")
     xs, ys = strong.sample(64)
     assert 0.0 <= xs.min() and xs.max() <= 1.0
-    assert ((xs[:, 0] > 0.7) == (ys == 1)).mean() > 0.9  # gamma moves values near 0.7 only
+    counted = ys != IGNORE
+    assert ((xs[:, 0] > 0.7) == (ys == 1))[counted].mean() > 0.9  # gamma moves values near 0.7 only
     with pytest.raises(ValueError, match="augment must be one of"):
         PatchSampler(images, masks, regions, 48, np.random.default_rng(1), augment="mixup")
     with pytest.raises(ValueError, match="smaller than"):
         PatchSampler([np.zeros((40, 40), np.float32)], [np.zeros((40, 40), bool)], [np.ones((40, 40), bool)], 48,
                      np.random.default_rng(0))
+
+
+def test_angio_augmentation_rotates_image_and_target_together():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:96, :96]
+    image = ((np.sin(xx / 5.0) * np.cos(yy / 7.0) + 1) / 2).astype(np.float32)  # smooth: rotation keeps it
+    mask = image > 0.5
+    region = (yy - 48) ** 2 + (xx - 48) ** 2 < 44**2
+    sampler = PatchSampler([image], [mask], [region], 48, rng, augment="angio")
+    xs, ys = sampler.sample(64)
+    assert xs.shape == (64, 1, 48, 48) and 0.0 <= xs.min() and xs.max() <= 1.0
+    counted = ys != IGNORE
+    assert counted.mean() > 0.5 and (~counted).any()  # corners beyond the field are not counted
+    # contrast/brightness/gamma are monotonic per patch: the target still splits each patch's values
+    # (a target rotated differently from its image would break this in most patches)
+    agree = [x[c & (y == 1)].min() >= np.percentile(x[c & (y == 0)], 50)
+             for x, y, c in zip(xs[:, 0], ys, counted) if (y[c] == 1).sum() > 20 and (y[c] == 0).sum() > 20]
+    assert len(agree) > 10 and np.mean(agree) > 0.9
+
+
+def test_class_weights_balance_the_pixels_inside_the_regions():
+    mask = np.zeros((10, 10), bool)
+    mask[:2] = True  # 20 % CNP
+    region = np.ones((10, 10), bool)
+    region[5:] = False  # inside: 20 CNP of 50 pixels
+    weights = class_weights([mask], [region])
+    np.testing.assert_allclose(weights, [50 / 60, 50 / 40])
+    np.testing.assert_allclose(class_weights([np.zeros((4, 4), bool)], [np.ones((4, 4), bool)]), [1, 1])
 
 
 def test_early_stop_after_patience_epochs_without_gain(tmp_path):

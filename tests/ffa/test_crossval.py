@@ -1,0 +1,99 @@
+"""Patient-level cross-validation: folds by patient, thresholds from training folds only, pooled
+and per-patient metrics inside the field of view, resumable per-fold results, the CLI table."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from lobule.inference.errors import InputError
+from lobule.inference.ffa import crossval
+from lobule.inference.ffa.metrics import confusion, scores_from_confusion
+
+
+@pytest.fixture
+def cohort(tmp_path, make_angiogram):
+    """Six patients (p1..p6, p2 with two images) in the ffa_nonperfusion layout; CNP = the dark patch."""
+    root = tmp_path / "ffa"
+    names = ["p1-1_001", "p2-1_001", "p2-2_002", "p3-1_001", "p4-1_001", "p5-1_001", "p6-1_001"]
+    for k, name in enumerate(names):
+        gray = make_angiogram(96, 96, seed=k)
+        folder = root / name
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / "image.png"), gray)
+        cv2.imwrite(str(folder / "mask.png"), np.where(gray == 25, 255, 0).astype(np.uint8))
+    return root
+
+
+def test_folds_hold_every_patient_once_and_inner_validation_comes_from_training(cohort):
+    cases = crossval.load_cases(crossval.find_samples(cohort))
+    folds = crossval.assign_folds(cases, 3)
+    patients = sorted({c.patient for c in cases})
+    assert sorted(p for fold in folds for p in fold) == patients
+    order = crossval.cnp_order(cases)
+    for fold in folds:
+        rest = [p for p in order if p not in fold]
+        inner = crossval.inner_split(rest, 2)
+        assert len(inner) == 2 and not set(inner) & set(fold)
+    with pytest.raises(InputError, match="at least K \\+ 2 patients"):
+        crossval.assign_folds(cases, 5)
+    assert crossval.subsample_patients(list("abcdefghij"), 3) == ["a", "e", "j"]
+
+
+def test_best_threshold_maximises_pooled_f1_inside_the_field():
+    rng = np.random.default_rng(0)
+    prob = rng.random((40, 40)).astype(np.float32)
+    truth = prob + rng.normal(0, 0.2, prob.shape) > 0.7
+    field = np.ones(prob.shape, bool)
+    field[:, :5] = False
+    chosen = crossval.best_threshold([prob], [truth], [field])
+    f1 = {t: scores_from_confusion(confusion(prob >= t, truth, field))["f1"] for t in crossval.THRESHOLDS}
+    assert f1[chosen] == pytest.approx(max(f1.values()))
+
+
+def test_darkness_cross_validation_scores_inside_the_field_and_resumes(cohort, tmp_path):
+    from lobule.models.train_ffa import FFATrainConfig
+
+    logs: list[str] = []
+    report = crossval.run_crossval(cohort, None, None, 3, ["darkness"], FFATrainConfig(), {}, tmp_path / "cv",
+                                   log=logs.append)
+    result = report["methods"]["darkness"]
+    cases = {c.name: c for c in crossval.load_cases(crossval.find_samples(cohort))}
+    counted = sum(p["tp"] + p["fp"] + p["tn"] + p["fn"] for p in result["patients"])
+    assert counted == sum(int(c.field.sum()) for c in cases.values())  # every FOV pixel once, nothing outside
+    assert {p["patient"] for p in result["patients"]} == {c.patient for c in cases.values()}
+    assert result["pooled"]["tp"] == sum(p["tp"] for p in result["patients"])
+    assert result["pooled"]["auc_roc"] > 0.9  # the dark patch is the darkest thing in these images
+    for fold, info in zip(report["folds"], result["folds"]):
+        assert not set(fold["test"]) & set(fold["training"] + fold["inner_validation"])
+        assert 0 < info["threshold"] < 1 and info["sigma"] in crossval.SIGMAS
+    assert sum("darkness fold" in line for line in logs) == 3
+    logs.clear()
+    again = crossval.run_crossval(cohort, None, None, 3, ["darkness"], FFATrainConfig(), {}, tmp_path / "cv",
+                                  log=logs.append)
+    assert not any("darkness fold" in line for line in logs)  # loaded from the workdir
+    assert again["methods"]["darkness"]["pooled"]["f1"] == pytest.approx(result["pooled"]["f1"])
+    table = crossval.markdown(report)
+    assert "| darkness |" in table and "| p2 |" in table
+
+
+def test_network_fold_trains_on_training_patients_only_and_cli_writes_the_table(cohort, tmp_path, capsys):
+    from lobule.app.cli import main
+
+    out = tmp_path / "cv.json"
+    common = ["train", "ffa", "--images", str(cohort), "--out", str(out), "--cv", "3", "--base-width", "2",
+              "--epochs", "1", "--patches-per-epoch", "8", "--batch-size", "8", "--lr", "1e-3", "--augment",
+              "angio", "--class-balance", "--threads", "1", "--device", "cpu"]
+    assert main([*common, "--cv-methods", "laddernet", "--cv-fold", "1"]) == 0  # one fold, as a parallel worker
+    assert not out.exists() and (tmp_path / "cv.cv" / "laddernet" / "fold1" / "fold.json").is_file()
+    assert main([*common, "--cv-methods", "laddernet,darkness"]) == 0
+    report = json.loads(out.read_text())
+    folds = report["methods"]["laddernet"]["folds"]
+    assert [f["epochs_run"] for f in folds] == [1, 1, 1]
+    assert all(0 < f["threshold"] < 1 for f in folds)
+    assert set(report["methods"]) == {"laddernet", "darkness"}
+    assert "| laddernet |" in out.with_suffix(".md").read_text()
+    assert main([*common, "--cv-methods", "unet"]) == 2
+    assert "unknown method 'unet'" in capsys.readouterr().err
