@@ -557,10 +557,13 @@ class AnalysisController(QObject):
         if stroke is not None:
             self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].add(*point))
 
-    def end_stroke(self) -> None:
+    def end_stroke(self, on_applied=None) -> None:
+        """End the stroke; ``on_applied()`` runs on the GUI thread once it is in the class map
+        (after the overlay was told which tiles changed)."""
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
-            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish())
+            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish(),
+                               on_applied and (lambda _: on_applied()))
 
     def cancel_stroke(self) -> None:
         stroke, self._stroke = self._stroke, None
