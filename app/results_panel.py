@@ -68,7 +68,11 @@ class CompositionChart(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(background="w")
+        class StillPlot(pg.PlotWidget):
+            def wheelEvent(self, event) -> None:  # noqa: N802 - the wheel scrolls the panel, not the chart
+                event.ignore()
+
+        self.plot = StillPlot(background="w")
         self.plot.setFixedHeight(150)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
