@@ -13,8 +13,8 @@ from html import escape
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from lobule.resources.classes import LIVER_CLASSES
 
@@ -70,7 +70,14 @@ class CompositionChart(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         class StillPlot(pg.PlotWidget):
             def wheelEvent(self, event) -> None:  # noqa: N802 - the wheel scrolls the panel, not the chart
-                event.ignore()
+                area = self.parentWidget()
+                while area is not None and not isinstance(area, QAbstractScrollArea):
+                    area = area.parentWidget()
+                if area is None:
+                    event.ignore()
+                    return
+                QApplication.sendEvent(area.viewport(), event)
+                event.accept()
 
         self.plot = StillPlot(background="w")
         self.plot.setFixedHeight(150)
