@@ -116,6 +116,8 @@ class AnalysisController(QObject):
     stage(str) : what the running analysis does now.
     progress(object) : a :class:`~lobule.inference.engine.ProgressEvent`.
     regionsChanged() : :meth:`regions` changed.
+    regionAdded(str) : a region was drawn or added by :meth:`add_region` (its name; it is listed
+        by :meth:`regions` once ``regionsChanged`` follows).
     resultChanged(str) : ``results[name]`` changed (or was removed).
     historyChanged() : undo / redo availability changed.
     recoveryOffered(str) : unsaved work of a killed session was found (its summary); answer
@@ -129,6 +131,7 @@ class AnalysisController(QObject):
     stage = Signal(str)
     progress = Signal(object)
     regionsChanged = Signal()
+    regionAdded = Signal(str)
     resultChanged = Signal(str)
     historyChanged = Signal()
     recoveryOffered = Signal(str)
@@ -474,6 +477,7 @@ class AnalysisController(QObject):
         if name == "Region":
             name = unique_name(f"Region {len(self.drawn_regions()) + 1}", taken)
         region = Region(unique_name(name, taken), geometry)
+        self.regionAdded.emit(region.name)
         if self.session is not None:
             session = self.session
             self._submit(lambda: session.add_regions([region], f"add region {region.name}"))
@@ -562,10 +566,13 @@ class AnalysisController(QObject):
         if stroke is not None:
             self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].add(*point))
 
-    def end_stroke(self) -> None:
+    def end_stroke(self, on_applied=None) -> None:
+        """End the stroke; ``on_applied()`` runs on the GUI thread once it is in the class map
+        (after the overlay was told which tiles changed)."""
         stroke, self._stroke = self._stroke, None
         if stroke is not None:
-            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish())
+            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish(),
+                               on_applied and (lambda _: on_applied()))
 
     def cancel_stroke(self) -> None:
         stroke, self._stroke = self._stroke, None

@@ -1,15 +1,16 @@
-"""The Slide tab's analysis side panel: Analyze (model, area, progress, Cancel), the class
-legend with overlay opacity, the regions, the numbers of the selected region, Export and
-Fine-tune. It only calls the :class:`~lobule.app.analysis_controller.AnalysisController` and
+"""The Slide tab's analysis side panel: Analyze (model, area, progress, Cancel) on top, then
+tabs for the numbers of the selected region, the class legend with overlay opacity and the
+regions, and Export and Fine-tune at the bottom (all in sight without scrolling). It only calls the :class:`~lobule.app.analysis_controller.AnalysisController` and
 listens to its signals."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QListWidget, QListWidgetItem, QProgressBar, QPushButton, QScrollArea,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QScrollArea,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from lobule.app.analysis_controller import CLASSICAL, WHOLE_TISSUE, default_model, model_names
 from lobule.app.legend import LegendWidget
@@ -40,28 +41,42 @@ class AnalysisPanel(QScrollArea):
         layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self._build_run_box())
+        # Classes, Numbers and Regions share one tabbed area so that Analyze, the class table,
+        # the regions and Export are all in sight without scrolling the panel
+        self.sections = QTabWidget()
+        self.sections.setDocumentMode(True)
         self.legend = LegendWidget(controller.opacity)
         self.legend.opacityChanged.connect(controller.set_opacity)
         self.legend.overlayToggled.connect(controller.set_overlay_visible)
         self.legend.classToggled.connect(controller.set_class_visible)
-        overlay_box = QGroupBox("Overlay")
-        QVBoxLayout(overlay_box).addWidget(self.legend)
-        layout.addWidget(overlay_box)
-        results_box = QGroupBox("Numbers")
         self.results = ResultsPanel()
         self.results.settingsChanged.connect(controller.set_settings)
-        QVBoxLayout(results_box).addWidget(self.results)
-        layout.addWidget(results_box)
-        layout.addWidget(self._build_regions_box())
+        numbers = QScrollArea()
+        numbers.setWidgetResizable(True)
+        numbers.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        numbers.setFrameShape(QFrame.Shape.NoFrame)
+        numbers.setWidget(self.results)
+        self.numbers_area = numbers
+        classes = QWidget()
+        classes_layout = QVBoxLayout(classes)
+        classes_layout.setContentsMargins(2, 4, 2, 2)
+        classes_layout.addWidget(self.legend)
+        classes_layout.addStretch(1)
+        self.sections.addTab(numbers, "Numbers")
+        self.sections.addTab(classes, "Classes")
+        self.sections.addTab(self._build_regions_box(), "Regions")
+        layout.addWidget(self.sections, 1)
         layout.addWidget(self._build_output_box())
-        layout.addStretch(1)
         self.setWidget(body)
         self.setMinimumWidth(360)
+        self.interactive = QGuiApplication.platformName() not in ("offscreen", "minimal")
+        self._select_when_listed: str | None = None
 
         controller.stateChanged.connect(self.update_state)
         controller.stage.connect(self.stage_label.setText)
         controller.progress.connect(self._on_progress)
         controller.regionsChanged.connect(self._fill_regions)
+        controller.regionAdded.connect(self._on_region_added)
         controller.resultChanged.connect(self._on_result)
         self.update_state()
 
@@ -100,11 +115,11 @@ class AnalysisPanel(QScrollArea):
         grid.setColumnStretch(2, 1)
         return box
 
-    def _build_regions_box(self) -> QGroupBox:
-        box = QGroupBox("Regions")
+    def _build_regions_box(self) -> QWidget:
+        box = QWidget()
         layout = QVBoxLayout(box)
+        layout.setContentsMargins(2, 4, 2, 2)
         self.region_list = QListWidget()
-        self.region_list.setMaximumHeight(90)
         self.region_list.setToolTip("Click a region to see its numbers; double-click to rename. Draw regions with "
                                     "the rectangle (R), polygon (P) and freehand (F) tools.")
         self.region_list.currentItemChanged.connect(self._on_region_selected)
@@ -128,7 +143,8 @@ class AnalysisPanel(QScrollArea):
         box = QGroupBox("Results")
         row = QHBoxLayout(box)
         self.export_button = QPushButton("Export…")
-        self.export_button.setToolTip("Write summary.json, regions.csv, classes.geojson and labels.tif into a folder")
+        self.export_button.setToolTip("Write summary.json, regions.csv, classes.geojson and labels.tif into a "
+                                      "folder named after the slide (Ctrl+E)")
         self.export_button.clicked.connect(self._export)
         self.finetune_button = QPushButton("Fine-tune on my corrections…")
         self.finetune_button.clicked.connect(self.finetuneRequested)
@@ -165,9 +181,18 @@ class AnalysisPanel(QScrollArea):
         self.stage_label.setText(f"{event.done} of {event.total} tiles, {event.tiles_per_s:.2f} tiles/s{eta}")
 
     # --- regions ----------------------------------------------------------------------------
+    def _on_region_added(self, name: str) -> None:
+        """A region was drawn: select it once it is listed (its numbers follow)."""
+        self._select_when_listed = name
+        if self.controller.region(name) is not None:
+            self._fill_regions()
+
     def _fill_regions(self) -> None:
         regions = self.controller.regions()
         names = [r.name for r in regions]
+        if self._select_when_listed in names:
+            self.selected, self._select_when_listed = self._select_when_listed, None
+            self.sections.setCurrentWidget(self.numbers_area)
         if self.selected not in names:
             self.selected = names[0] if names else WHOLE_TISSUE
         self.region_list.blockSignals(True)
@@ -242,11 +267,41 @@ class AnalysisPanel(QScrollArea):
         self.legend.set_values(result)
 
     # --- output -----------------------------------------------------------------------------
+    def export_folder(self, parent: str | Path) -> Path | None:
+        """Where an export into ``parent`` goes: a folder named after the slide inside it (so a
+        second slide never overwrites the first); None without a slide."""
+        document = self.controller.document
+        return None if document is None else Path(parent).expanduser() / Path(document.reader.path).stem
+
+    def export_into(self, parent: str | Path) -> Path | None:
+        """Export into ``parent``/<slide name>/ (folders are created). When that folder already
+        holds files, asks before replacing them (only when interactive: without a screen the
+        export goes ahead). Returns the folder, or None when nothing was started."""
+        out = self.export_folder(parent)
+        if out is None:
+            return None
+        if self.interactive and out.is_dir() and any(out.iterdir()):
+            answer = QMessageBox.question(
+                self, "Replace the export?",
+                f"{out} already holds an export. Replace its files with this analysis?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        return out if self.controller.export(out) else None
+
+    def export_dialog(self) -> None:
+        """File > Export: choose the folder that receives one folder per slide."""
+        if not self.export_button.isEnabled():
+            return
+        last = self.controller.last_export
+        start = str(last.parent if last is not None else Path.home())
+        parent = QFileDialog.getExistingDirectory(
+            self, "Export the analysis: choose a folder (a folder named after the slide is made inside)", start)
+        if parent:
+            self.export_into(parent)
+
     def _export(self) -> None:
-        start = str(self.controller.last_export or Path.home())
-        folder = QFileDialog.getExistingDirectory(self, "Export the analysis into a folder", start)
-        if folder:
-            self.controller.export(folder)
+        self.export_dialog()
 
     # --- state --------------------------------------------------------------------------------
     def update_state(self) -> None:

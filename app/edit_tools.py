@@ -53,6 +53,7 @@ class BrushTool(ViewTool):
         self.hover: tuple[float, float] | None = None
         self.trail: list[tuple[float, float]] = []
         self.painting = False
+        self._fading: list | None = None
 
     def radius_px(self) -> float | None:
         """Brush radius in level-0 pixels (None without a pixel size)."""
@@ -79,10 +80,34 @@ class BrushTool(ViewTool):
     def release(self, view, event, point) -> bool:
         if self.painting:
             self.painting = False
-            self.controller.end_stroke()
+            trail = self.trail
+            # the trail stays until the overlay shows the whole stroke (no blank frame between)
+            self.controller.end_stroke(lambda: self._stroke_applied(trail))
+        return True
+
+    def _stroke_applied(self, trail: list) -> None:
+        """The stroke is in the class map and its overlay tiles invalidated: drop the trail once
+        they are reloaded."""
+        if trail is self.trail and not self.painting:
+            self._fading = trail
+            if self.view is None or self.view.is_viewport_complete():
+                self._drop_trail()
+
+    def _drop_trail(self) -> None:
+        if self._fading is not None and self._fading is self.trail and not self.painting:
             self.trail = []
             self._update()
-        return True
+        self._fading = None
+
+    def activate(self, view) -> None:
+        super().activate(view)
+        view.viewportComplete.connect(self._drop_trail)
+
+    def deactivate(self) -> None:
+        self.hover = None
+        if self.view is not None:
+            self.view.viewportComplete.disconnect(self._drop_trail)
+        super().deactivate()
 
     def cancel(self) -> None:
         if self.painting:
@@ -90,10 +115,6 @@ class BrushTool(ViewTool):
             self.controller.cancel_stroke()
         self.trail = []
         self._update()
-
-    def deactivate(self) -> None:
-        self.hover = None
-        super().deactivate()
 
     def paint(self, painter: QPainter, view) -> None:
         radius = self.radius_px()

@@ -347,7 +347,12 @@ class FFATab(QWidget):
             self._fail(message)
         self._refresh()
 
+    def has_unsaved_results(self) -> bool:
+        """True when a segmentation was made and not exported since (Quit asks first)."""
+        return getattr(self, "_unsaved", False) and self.document.mask() is not None
+
     def _on_segmented(self, result) -> None:
+        self._unsaved = True
         self._segmenter = result.segmenter
         self._job_ended()
         # the threshold shown is the one used: the card's was shown before segmenting, or the user's
@@ -542,12 +547,14 @@ class FFATab(QWidget):
         if not folder.is_dir():
             raise InputError(f"export folder not found: {folder}")
         numbers = doc.numbers()
-        return [
+        paths = [
             write_mask_png(mask, folder / f"{doc.stem}_cnp_mask.png"),
             write_overlay_png(doc.image.angiogram.rgb8, mask, folder / f"{doc.stem}_cnp_overlay.png"),
             write_csv([numbers], folder / f"{doc.stem}_cnp.csv"),
             write_json(numbers, folder / f"{doc.stem}_cnp.json"),
         ]
+        self._unsaved = False
+        return paths
 
     # ----------------------------------------------------------------- dialogs
     def _choose_image(self) -> None:

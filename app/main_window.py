@@ -77,6 +77,11 @@ class MainWindow(QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction("Open &Demo Slide", self.open_demo)
         file_menu.addSeparator()
+        self.export_action = file_menu.addAction("&Export Analysis...", self.slide_tab.analysis_panel.export_dialog)
+        self.export_action.setShortcut(QKeySequence("Ctrl+E"))
+        self.export_action.setToolTip("Write the slide's numbers, regions and class map into a folder per slide")
+        file_menu.aboutToShow.connect(self._update_export_action)
+        file_menu.addSeparator()
         quit_action = file_menu.addAction("&Quit", self.close)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
 
@@ -292,7 +297,34 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_path(paths[0])
 
+    def _update_export_action(self) -> None:
+        self.export_action.setEnabled(self.slide_tab.analysis_panel.export_button.isEnabled())
+
+    def unsaved_results(self) -> list[str]:
+        """Names of the tabs holding results that were not exported (their ``has_unsaved_results()``)."""
+        names = []
+        for index in range(self.tabs.count()):
+            page = self.tabs.widget(index)
+            if isinstance(page, LazyTab):
+                if not page.created:
+                    continue
+                page = page.widget()
+            check = getattr(page, "has_unsaved_results", None)
+            if check is not None and check():
+                names.append(self.tabs.tabText(index))
+        return names
+
     def closeEvent(self, event) -> None:  # noqa: N802
+        unsaved = self.unsaved_results()
+        if unsaved and self.show_dialogs:
+            answer = QMessageBox.question(
+                self, "Quit Lobule",
+                f"The {' and '.join(unsaved)} results were not exported and will be lost. Quit anyway?",
+                QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Discard:
+                event.ignore()
+                return
         self.slide_tab.shutdown()
         super().closeEvent(event)
 

@@ -13,8 +13,8 @@ from html import escape
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QAbstractScrollArea, QApplication, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from lobule.resources.classes import LIVER_CLASSES
 
@@ -40,6 +40,13 @@ SETTING_LABELS = {
 }
 
 
+def _grade_text(grade) -> str:
+    """A grade cell: the text as given, the grade number, or "–" when not graded."""
+    if isinstance(grade, str):
+        return grade
+    return "–" if grade.grade is None else str(grade.grade)
+
+
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "–"
@@ -61,7 +68,18 @@ class CompositionChart(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(background="w")
+        class StillPlot(pg.PlotWidget):
+            def wheelEvent(self, event) -> None:  # noqa: N802 - the wheel scrolls the panel, not the chart
+                area = self.parentWidget()
+                while area is not None and not isinstance(area, QAbstractScrollArea):
+                    area = area.parentWidget()
+                if area is None:
+                    event.ignore()
+                    return
+                QApplication.sendEvent(area.viewport(), event)
+                event.accept()
+
+        self.plot = StillPlot(background="w")
         self.plot.setFixedHeight(150)
         self.plot.setMouseEnabled(False, False)
         self.plot.hideButtons()
@@ -232,26 +250,35 @@ class ResultsPanel(QWidget):
         self.note.setText(
             f"Settings: droplets macrovesicular from {st.macro_threshold_um:g} µm; a focus is ≥ {st.focus_min_nuclei} "
             f"inflammatory nuclei within {st.focus_distance_um:g} µm; 200x field {st.field_area_mm2:.3f} mm² "
-            f"(FN {st.field_number_mm:g} / {st.objective_magnification:g}x); ballooned cell ≥ "
-            f"{st.ballooning_min_area_um2:g} µm², 'many' from {st.ballooning_many_per_field:g} per field. "
+            f"(FN {st.field_number_mm:g} / {st.objective_magnification:g}x), rates per field graded from "
+            f"{st.grading_min_tissue_mm2:.3g} mm² of tissue; ballooned cell ≥ "
+            f"{st.ballooning_min_area_um2:g} µm² and {st.ballooning_min_width_um:g} µm wide, 'many' from {st.ballooning_many_per_field:g} per field. "
             f"Grades are {self._derived_note}.")
         self.chart.set_percentages({row["id"]: row["percent_of_tissue"] for row in result.classes})
         self.title.setText(f"<b>{result.name}</b>: region {result.region_area_um2 / 1e6:.4g} mm², "
                            f"tissue {result.tissue_area_mm2:.4g} mm² (label pixels {result.mpp:.3g} µm)")
+        from lobule.inference.quantify.grades import NOT_GRADED
+
         grades = {g.component: g for g in result.grades}
         d, infl, bal = result.droplets, result.inflammation, result.ballooning
+        per_field = infl["foci_per_200x_field"] is not None
+        nas = result.nas
         self.rows = [
             ("Steatosis", f"{d['percent_of_tissue']:.2f} % of tissue", grades.get("steatosis")),
             ("lipid droplets, macro / micro",
              f"{_fmt(d['droplet_count'])}, {_fmt(d['macro_count'])} / {_fmt(d['micro_count'])}", None),
-            ("Lobular inflammation", f"{infl['foci_per_200x_field']:.2f} foci / 200x field",
-             grades.get("lobular inflammation")),
+            ("Lobular inflammation", f"{infl['foci_per_200x_field']:.2f} foci / 200x field" if per_field
+             else f"{infl['foci_per_mm2']:.3g} foci / mm²", grades.get("lobular inflammation")),
             ("inflammatory foci", f"{_fmt(infl['foci_count'])} ({infl['foci_per_mm2']:.3g} / mm²)", None),
-            ("Hepatocyte ballooning", f"{bal['per_200x_field']:.2f} cells / 200x field",
-             grades.get("hepatocyte ballooning")),
+            ("Hepatocyte ballooning", f"{bal['per_200x_field']:.2f} cells / 200x field" if per_field
+             else f"{bal['per_mm2']:.3g} cells / mm²", grades.get("hepatocyte ballooning")),
             ("ballooned cells", f"{_fmt(bal['count'])} ({bal['percent_of_tissue']:.2f} % of tissue)", None),
-            ("NAS-related sum", "derived estimate", f"{result.nas['grade']} / 8"),
+            ("NAS-related sum", "derived estimate" if nas["grade"] is not None else "not graded",
+             f"{nas['grade']} / 8" if nas["grade"] is not None else "–"),
         ]
+        if not per_field:
+            self.rows.append((f"{NOT_GRADED} ({result.tissue_area_mm2:.3g} mm² of tissue < "
+                              f"{st.grading_min_tissue_mm2:.3g} mm²)", "", None))
         html = ["<table width='100%' cellspacing='0' cellpadding='2'>",
                 "<tr><th align='left'>Measure</th><th align='right'>Value</th><th>Grade</th></tr>"]
         for label, value, grade in self.rows:
@@ -259,16 +286,16 @@ class ResultsPanel(QWidget):
                 html.append(f"<tr><td style='color:#444'>&nbsp;&nbsp;{escape(label)}</td>"
                             f"<td align='right' style='color:#444'>{escape(value)}</td><td></td></tr>")
                 continue
-            grade_text = grade if isinstance(grade, str) else str(grade.grade)
+            grade_text = _grade_text(grade)
             html.append(f"<tr><td><b>{escape(label)}</b></td><td align='right'>{escape(value)}</td>"
                         f"<td align='center'><b>{escape(grade_text)}</b></td></tr>")
             if not isinstance(grade, str):
-                html.append(f"<tr><td colspan='3' style='color:#777; font-size:8pt'>&nbsp;&nbsp;grade "
-                            f"{grade.grade} from {grade.value:.3g} {escape(grade.unit)}; {escape(grade.rule)}</td></tr>")
+                why = (f"grade {grade.grade} from {grade.value:.3g} {escape(grade.unit)}; {escape(grade.rule)}"
+                       if grade.grade is not None else escape(grade.note))
+                html.append(f"<tr><td colspan='3' style='color:#777; font-size:8pt'>&nbsp;&nbsp;{why}</td></tr>")
         html.append("</table>")
         self.table.setText("".join(html))
 
     def row_texts(self) -> list[tuple[str, str, str]]:
         """The numbers shown as text: (measure, value, grade) per row."""
-        return [(label, value, "" if grade is None else grade if isinstance(grade, str) else str(grade.grade))
-                for label, value, grade in self.rows]
+        return [(label, value, "" if grade is None else _grade_text(grade)) for label, value, grade in self.rows]

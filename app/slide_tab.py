@@ -320,8 +320,14 @@ class SlideTab(QWidget):
     def _update_controls(self) -> None:
         has_slide = self.document is not None
         magnification = self.view.magnification() if has_slide else None
+        native = self.view.base_magnification if has_slide else None  # level-0 pixels shown 1:1
         for mag, action in self.magnification_actions.items():
             action.setEnabled(has_slide and self.view.base_magnification is not None)
+            digital = bool(native) and mag > float(native) * 1.01
+            action.setText(f"{mag:g}x digital" if digital else f"{mag:g}x")
+            action.setToolTip(f"{mag:g}x: digital zoom, beyond the scan's native {native:.3g}x (its pixels enlarged)"
+                              if digital else f"Show the slide at {mag:g}x equivalent magnification "
+                                              "(40x ~ 0.25 µm/px)")
             action.setChecked(magnification is not None and abs(magnification / mag - 1) < 0.01)
         for action in (self.fit_action, self.zoom_in_action, self.zoom_out_action):
             action.setEnabled(has_slide)

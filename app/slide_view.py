@@ -279,6 +279,12 @@ class SlideView(QWidget):
                     return False
         return True
 
+    def is_settled(self) -> bool:
+        """True when the next frame would look exactly like the last one: every visible tile
+        loaded and current (none waiting to be reloaded after an edit), the zoom settled and
+        every tile drawn at its final quality."""
+        return not (self._settle_timer.isActive() or self._tile_painter.incomplete) and self.is_viewport_complete()
+
     def _check_complete(self) -> None:
         if not self._complete_sent and self._layers and self.is_viewport_complete():
             self._complete_sent = True

@@ -8,6 +8,8 @@
   bilinear when shrinking) and the scaled copy is blitted on every later frame, so panning at a
   fixed zoom costs about a blit per tile. A few tiles are scaled per frame at most
   (:data:`SCALES_PER_FRAME`); the rest are drawn bilinear until later frames catch up.
+- A scaled copy remembers the ``QImage.cacheKey`` of the tile it was made from and is made
+  again when the cache holds a newer image under the same key (a tile reloaded after an edit).
 - Missing tiles are filled from what is cached (:meth:`TilePainter.paint_stand_in`): the
   nearest coarser level, else the next finer one, else the layer's preview image.
 """
@@ -32,7 +34,7 @@ class TilePainter:
 
     def __init__(self, cache: TileCache) -> None:
         self.cache = cache
-        self._scaled: dict[TileKey, QImage] = {}
+        self._scaled: dict[TileKey, tuple[int, QImage]] = {}  # key -> (source cacheKey, scaled copy)
         self._scaled_at = 0.0
         self._used: set[TileKey] = set()
         self._budget = 0
@@ -73,7 +75,10 @@ class TilePainter:
         if device == image.size():
             painter.drawImage(target, image)
             return
-        scaled = self._scaled.get(key)
+        entry = self._scaled.get(key)
+        # a scaled copy is only good for the very image it was made from: a tile reloaded after
+        # an edit or a class toggle has the same key but new pixels (and a new cache key)
+        scaled = entry[1] if entry is not None and entry[0] == image.cacheKey() else None
         if scaled is None or scaled.size() != device:
             if not self.settled or self._budget <= 0:
                 painter.drawImage(target, image)
@@ -83,7 +88,7 @@ class TilePainter:
             scaled = image.scaled(device, Qt.AspectRatioMode.IgnoreAspectRatio,
                                   Qt.TransformationMode.SmoothTransformation)
             scaled.setDevicePixelRatio(self._dpr)
-            self._scaled[key] = scaled
+            self._scaled[key] = (image.cacheKey(), scaled)
         self._used.add(key)
         painter.drawImage(QPoint(target.x(), target.y()), scaled)
 

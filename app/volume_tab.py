@@ -686,12 +686,22 @@ class VolumeTab(QWidget):
     # ================================================================== exports
     def export_mask(self, path: str) -> Path:
         """Write the result as NIfTI with the input's geometry."""
-        return self.session.export_mask(path)
+        out = self.session.export_mask(path)
+        self._exported_result = self.session.result
+        return out
 
     def export_csv(self, path: str) -> Path:
         """Write the organ volume and slice areas as CSV."""
         self.session.organ = self.organ_edit.text() or "organ"
-        return self.session.export_csv(path)
+        out = self.session.export_csv(path)
+        self._exported_result = self.session.result
+        return out
+
+    def has_unsaved_results(self) -> bool:
+        """True when a segmentation result exists that was not exported (Quit asks first)."""
+        session = self.session
+        return (session is not None and session.result is not None
+                and getattr(self, "_exported_result", None) is not session.result)
 
     # ================================================================== dialogs
     def _open_file_dialog(self) -> None:

@@ -132,26 +132,46 @@ def make_grid(slide_size: tuple[int, int], slide_mpp: float, mpp: float, tile_si
 def read_tile(slide, grid: TileGrid, tile: Tile, timings: dict | None = None) -> np.ndarray:
     """Read the model input of ``tile``: (tile_size, tile_size, 3) uint8 RGB at the model mpp.
 
-    Reads from the highest-resolution level at or below the needed downsample and resamples
-    (area averaging when shrinking, bilinear when enlarging); white outside the slide.
+    Reads from the highest-resolution level at or below the needed downsample and resamples so
+    that input pixel j lies exactly at label pixel ``core - margin + j`` of the slide (pixel
+    centres mapped through ``scale``, sub-pixel offsets kept): rounding the read origin to whole
+    slide pixels would shift neighbouring tiles by up to a pixel against each other, and the
+    class map would show a seam along every core border. An input on whole level pixels is a
+    plain resize (area averaging when shrinking); otherwise shrinking by 2x or more is
+    area-averaged first (whole-pixel factor) and the rest bilinear; white outside the slide.
     ``timings``, if given, gets ``"read"`` and ``"preprocess"`` seconds added.
     """
     import time
 
     size = grid.tile_size
     scale = grid.scale
-    x0 = (tile.core[0] - grid.margin) * scale  # level-0 top-left of the input
-    y0 = (tile.core[1] - grid.margin) * scale
     level = slide.best_level_for_downsample(scale)
     ds = slide.level_downsamples[level]
     factor = scale / ds  # level pixels per model pixel (>= 1 unless the slide is coarser)
-    n = max(1, round(size * factor))
+    lx = (tile.core[0] - grid.margin) * scale / ds  # the input's top-left edge in level pixels
+    ly = (tile.core[1] - grid.margin) * scale / ds
+    ix, iy = math.floor(lx), math.floor(ly)
+    span = size * factor  # level pixels the input covers
+    aligned = lx == ix and ly == iy and abs(span - round(span)) < 1e-9
+    n = round(span) if aligned else math.ceil(span + 1) + 2
     t0 = time.perf_counter()
-    image = slide.read_region((round(x0), round(y0)), level, (n, n))
+    image = slide.read_region((round(ix * ds), round(iy * ds)), level, (n, n))
     t1 = time.perf_counter()
-    if n != size:
-        interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
-        image = cv2.resize(image, (size, size), interpolation=interp)
+    if aligned:  # whole level pixels: a plain resize (area averaging when shrinking) is exact
+        if n != size:
+            interp = cv2.INTER_AREA if n > size else cv2.INTER_LINEAR
+            image = cv2.resize(image, (size, size), interpolation=interp)
+    else:
+        fx, fy, f = lx - ix, ly - iy, factor
+        k = int(factor) if factor >= 2 else 1
+        if k > 1:  # area-average k x k blocks: block i covers level pixels [i k, (i + 1) k)
+            m = n // k
+            image = cv2.resize(np.ascontiguousarray(image[: m * k, : m * k]), (m, m), interpolation=cv2.INTER_AREA)
+            fx, fy, f = fx / k, fy / k, factor / k
+        # output pixel j has its centre at read-image coordinate f * (j + 0.5) + fx (pixel edges at integers)
+        matrix = np.array([[f, 0.0, 0.5 * f + fx - 0.5], [0.0, f, 0.5 * f + fy - 0.5]])
+        image = cv2.warpAffine(np.ascontiguousarray(image), matrix, (size, size),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     image = np.ascontiguousarray(image)
     if timings is not None:
         timings["read"] = timings.get("read", 0.0) + (t1 - t0)

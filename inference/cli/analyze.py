@@ -58,9 +58,12 @@ def run_analyze(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     for result in outcome.results:
-        grades = ", ".join(f"{g.component} {g.grade} ({g.value:.3g} {g.unit})" for g in result.grades)
-        print(f"{result.name}: tissue {result.tissue_area_mm2:.4f} mm^2; {grades}; NAS-related sum "
-              f"{result.nas['grade']} (derived estimate)")
+        grades = ", ".join(f"{g.component} {g.grade} ({g.value:.3g} {g.unit})" if g.grade is not None
+                           else f"{g.component} not graded" for g in result.grades)
+        nas = result.nas
+        total = (f"NAS-related sum {nas['grade']} (derived estimate)" if nas["grade"] is not None
+                 else f"NAS-related sum {nas['note']}")
+        print(f"{result.name}: tissue {result.tissue_area_mm2:.4f} mm^2; {grades}; {total}")
     print(f"wrote {outcome.out}/summary.json, regions.csv, classes.geojson, labels.tif")
     return 0
 

@@ -128,6 +128,9 @@ def analyze_slide(
     if is_cancelled(cancel):
         raise Cancelled()
     grid = make_grid(slide.dimensions, mpp, predictor.mpp, predictor.tile_size, predictor.margin, tissue)
+    prepare = getattr(predictor, "prepare", None)
+    if prepare is not None:  # slide-wide statistics, the same for every tile (no seams between tiles)
+        prepare(slide, grid)
     attrs = {
         "mpp": grid.mpp,
         "scale": grid.scale,

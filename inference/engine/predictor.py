@@ -163,18 +163,70 @@ class TorchPredictor:
                 "device": self.device, **self._info, "runtime": dict(self.runtime)}
 
 
-def classical_predictor(mpp: float = 0.5, tile_size: int = 1536, margin: int = 128) -> FunctionPredictor:
+class ClassicalPredictor(FunctionPredictor):
+    """The classical colour-phase labeller with statistics measured once per slide.
+
+    :meth:`prepare` measures the labeller's image statistics (white threshold, nuclear-stain
+    threshold, hyperchromasia cut, tissue density: :class:`~lobule.inference.labeller.PhaseReference`)
+    on a mosaic of centre crops of up to ``samples`` tiles spread over the slide's tissue, and
+    every tile is then labelled with them: without it each tile measured its own, and classes
+    switched along straight tile borders.
+    """
+
+    samples = 4
+    crop = 640  # side of each sampled crop, label pixels
+
+    def __init__(self, *, mpp: float, tile_size: int, margin: int, info: dict) -> None:
+        super().__init__(self._label, name="classical", mpp=mpp, tile_size=tile_size, margin=margin, info=info)
+        self.reference = None
+
+    def _label(self, image: np.ndarray, mpp: float) -> np.ndarray:
+        from lobule.inference.labeller import label_colour_phase
+
+        return label_colour_phase(image, mpp, reference=self.reference)
+
+    def prepare(self, slide, grid) -> None:
+        """Measure the slide's statistics from sample tiles of ``grid`` (read from ``slide``)."""
+        from lobule.inference.labeller import measure_reference
+        from lobule.inference.tiling import read_tile
+
+        self.reference = None
+        tiles = grid.tiles
+        if not tiles:
+            return
+        picks = sorted({int(round(i)) for i in np.linspace(0, len(tiles) - 1, min(self.samples, len(tiles)))})
+        crops = []
+        for index in picks:
+            tile = tiles[index]
+            image = read_tile(slide, grid, tile)
+            _, _, w, h = tile.core
+            side = min(self.crop, w, h)
+            cx, cy = grid.margin + w // 2, grid.margin + h // 2
+            crops.append(image[cy - side // 2: cy - side // 2 + side, cx - side // 2: cx - side // 2 + side])
+        side = max(max(c.shape[:2]) for c in crops)  # edge tiles give smaller crops: pad them with glass
+        crops = [np.pad(c, ((0, side - c.shape[0]), (0, side - c.shape[1]), (0, 0)), constant_values=255)
+                 for c in crops]
+        while len(crops) % 2:
+            crops.append(np.full_like(crops[0], 255))
+        mosaic = np.concatenate([np.concatenate(crops[k:k + 2], axis=1) for k in range(0, len(crops), 2)], axis=0)
+        self.reference = measure_reference(mosaic, self.mpp)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["slide_reference"] = None if self.reference is None else self.reference.as_dict()
+        return info
+
+
+def classical_predictor(mpp: float = 0.5, tile_size: int = 1536, margin: int = 128) -> ClassicalPredictor:
     """The classical colour-phase labeller (``--model classical``) as a predictor.
 
-    Its decisions use per-image statistics and whether a white area reaches the image border, so
-    it gets large tiles with a wide margin (64 um at 0.5 um/px, more than a macrovesicular
-    droplet): a droplet in a kept core is seen whole.
+    Its decisions use image statistics (measured once per slide by
+    :meth:`ClassicalPredictor.prepare`) and whether a white area reaches the image border, so it
+    gets large tiles with a wide margin (64 um at 0.5 um/px, more than a macrovesicular droplet):
+    a droplet in a kept core is seen whole.
     """
-    from lobule.inference.labeller import CLASSICAL, label_colour_phase
-
-    return FunctionPredictor(lambda image, px: label_colour_phase(image, px), name=CLASSICAL, mpp=mpp,
-                             tile_size=tile_size, margin=margin,
-                             info={"kind": "classical colour-phase labeller (no learned weights)"})
+    return ClassicalPredictor(mpp=mpp, tile_size=tile_size, margin=margin,
+                              info={"kind": "classical colour-phase labeller (no learned weights)"})
 
 
 def load_predictor(model: str | None = None, device: str = "auto", runtime: str = "torch") -> Predictor:

@@ -22,6 +22,12 @@ DEFINITIONS = {
     "nuclei_estimate": "each nucleus-class component counts max(1, round(area / nucleus_area_um2)) nuclei",
     "field_200x": "field diameter = field_number_mm / objective_magnification mm; area = pi * (d / 2)^2",
     "grades": "derived estimates from the class map (NAS.md); not validated against pathologists' scores",
+    "per_field_grading": "foci and ballooned cells per 200x field, their grades and the NAS sum are given only "
+                         "when the region holds at least settings.grading_min_tissue_mm2 of tissue; smaller "
+                         "regions give counts and densities per mm^2 and 'not graded'",
+    "ballooned_cell": "hydropic component of at least ballooning_min_area_um2 holding a disc at least "
+                      "ballooning_min_width_um wide (largest distance-transform value x 2), so strokes narrower "
+                      "than a cell do not count",
     "steatosis_grade": "NASH CRN bands (Kleiner 2005) applied to lipid-droplet area / tissue area; "
                        "not the SAF hepatocyte-count definition",
 }

@@ -1,7 +1,7 @@
 """The classical colour-phase labeller (no learning): seven liver classes from H&E colour
 deconvolution and morphology. Named ``classical`` everywhere it appears (``--model classical``).
 """
-from lobule.inference.labeller.colour_phase import label_colour_phase
+from lobule.inference.labeller.colour_phase import PhaseReference, label_colour_phase, measure_reference
 from lobule.inference.labeller.nuclei import classify_nuclei
 from lobule.inference.labeller.settings import ColourPhaseSettings
 from lobule.inference.labeller.stain import stain_phases
@@ -9,4 +9,5 @@ from lobule.inference.labeller.stain import stain_phases
 #: the engine's name on the command line, in cards and in exports
 CLASSICAL = "classical"
 
-__all__ = ["CLASSICAL", "ColourPhaseSettings", "classify_nuclei", "label_colour_phase", "stain_phases"]
+__all__ = ["CLASSICAL", "ColourPhaseSettings", "PhaseReference", "classify_nuclei", "label_colour_phase",
+           "measure_reference", "stain_phases"]

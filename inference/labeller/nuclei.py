@@ -33,8 +33,25 @@ def nuclear_stain(haematoxylin: np.ndarray, residual: np.ndarray) -> np.ndarray:
     return haematoxylin + residual
 
 
+def _smoothed(stain: np.ndarray, mpp: float, settings: ColourPhaseSettings) -> np.ndarray:
+    sigma = settings.nucleus_smoothing_um / mpp
+    return ndi.gaussian_filter(stain, sigma) if sigma >= 0.3 else stain
+
+
+def nuclear_threshold(stain: np.ndarray, tissue: np.ndarray, mpp: float,
+                      settings: ColourPhaseSettings) -> float | None:
+    """The nuclear-stain threshold of :func:`nucleus_instances` measured on one image: Otsu's
+    threshold of the smoothed stain within the tissue, clipped to ``[nuclear_stain_min,
+    nuclear_stain_max]``; None when the tissue holds too little to measure."""
+    values = _smoothed(stain, mpp, settings)[tissue]
+    if values.size < 16 or values.max() <= values.min():
+        return None
+    step = max(1, int(np.sqrt(values.size / 262144)))
+    return float(np.clip(threshold_otsu(values[::step]), settings.nuclear_stain_min, settings.nuclear_stain_max))
+
+
 def nucleus_instances(stain: np.ndarray, tissue: np.ndarray, mpp: float,
-                      settings: ColourPhaseSettings) -> np.ndarray:
+                      settings: ColourPhaseSettings, threshold: float | None = None) -> np.ndarray:
     """Nucleus instances: compact, nucleus-sized objects dense in nuclear stain.
 
     Parameters
@@ -49,14 +66,16 @@ def nucleus_instances(stain: np.ndarray, tissue: np.ndarray, mpp: float,
     watershed. The stain is thresholded (Otsu within the tissue, clipped to
     ``[nuclear_stain_min, nuclear_stain_max]``) and opened by a disc of
     ``nucleus_opening_um`` radius, which removes cell membranes and fibres thinner than a nucleus.
+    ``threshold`` : a stain threshold to use instead (one measured for the whole slide, so that
+    tiles of one slide agree: :func:`nuclear_threshold`).
     """
-    sigma = settings.nucleus_smoothing_um / mpp
-    smooth = ndi.gaussian_filter(stain, sigma) if sigma >= 0.3 else stain
-    values = smooth[tissue]
-    if values.size < 16 or values.max() <= values.min():
+    smooth = _smoothed(stain, mpp, settings)
+    if threshold is None:
+        threshold = nuclear_threshold(stain, tissue, mpp, settings)
+        if threshold is None:
+            return np.zeros(stain.shape, dtype=np.int32)
+    elif not tissue.any():
         return np.zeros(stain.shape, dtype=np.int32)
-    step = max(1, int(np.sqrt(values.size / 262144)))
-    threshold = float(np.clip(threshold_otsu(values[::step]), settings.nuclear_stain_min, settings.nuclear_stain_max))
     mask = (smooth > threshold) & tissue
     mask = opening(mask, disk(max(1, int(round(settings.nucleus_opening_um / mpp)))))
     min_area = int(np.pi * (settings.nucleus_min_diameter_um / (2 * mpp)) ** 2)
@@ -76,8 +95,19 @@ def nucleus_instances(stain: np.ndarray, tissue: np.ndarray, mpp: float,
     return instances.astype(np.int32)
 
 
+def darkness_cut(instances: np.ndarray, haematoxylin: np.ndarray, settings: ColourPhaseSettings) -> float | None:
+    """The hyperchromasia cut of :func:`classify_nuclei` measured on one image (None without
+    nuclei): the ``inflammatory_darkness_quantile`` of the nuclei's mean haematoxylin, at least
+    ``inflammatory_min_darkness``."""
+    regions = regionprops(np.asarray(instances).astype(np.int32), intensity_image=haematoxylin)
+    if not regions:
+        return None
+    darkness = np.array([r.intensity_mean for r in regions], dtype=np.float64)
+    return float(max(np.quantile(darkness, settings.inflammatory_darkness_quantile), settings.inflammatory_min_darkness))
+
+
 def classify_nuclei(instances: np.ndarray, haematoxylin: np.ndarray, mpp: float,
-                    settings: ColourPhaseSettings) -> np.ndarray:
+                    settings: ColourPhaseSettings, dark_cut: float | None = None) -> np.ndarray:
     """Class (2 normal, 3 inflammatory) of every nucleus of an instance map.
 
     Parameters
@@ -95,7 +125,8 @@ def classify_nuclei(instances: np.ndarray, haematoxylin: np.ndarray, mpp: float,
     ``inflammatory_darkness_quantile`` of the image's nuclei and ``inflammatory_min_darkness``),
     small (equivalent diameter <= ``inflammatory_max_diameter_um``), and either round
     (solidity >= ``inflammatory_min_solidity``) or clustered (>= ``cluster_min_neighbours`` other
-    nuclei centres within ``cluster_radius_um``).
+    nuclei centres within ``cluster_radius_um``). ``dark_cut`` : a darkness cut to use instead
+    of the image's own (one measured for the whole slide: :func:`darkness_cut`).
     """
     instances = np.asarray(instances)
     table = np.zeros(int(instances.max()) + 1, dtype=np.uint8)
@@ -108,7 +139,8 @@ def classify_nuclei(instances: np.ndarray, haematoxylin: np.ndarray, mpp: float,
     solidity = np.array([r.solidity for r in regions])
     centres = np.array([r.centroid for r in regions]) * mpp
     neighbours = np.array([len(n) - 1 for n in cKDTree(centres).query_ball_point(centres, settings.cluster_radius_um)])
-    dark_cut = max(np.quantile(darkness, settings.inflammatory_darkness_quantile), settings.inflammatory_min_darkness)
+    if dark_cut is None:
+        dark_cut = max(np.quantile(darkness, settings.inflammatory_darkness_quantile), settings.inflammatory_min_darkness)
     dark = darkness >= dark_cut
     small = diameter <= settings.inflammatory_max_diameter_um
     round_ = solidity >= settings.inflammatory_min_solidity

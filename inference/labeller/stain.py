@@ -61,13 +61,15 @@ def white_threshold(darkest: np.ndarray, settings: ColourPhaseSettings) -> float
     return float(np.clip(foot, settings.white_min, settings.white_max))
 
 
-def stain_phases(image: np.ndarray, settings: ColourPhaseSettings) -> StainPhases:
+def stain_phases(image: np.ndarray, settings: ColourPhaseSettings, threshold: float | None = None) -> StainPhases:
     """Split an RGB image into its H&E colour phases.
 
     Parameters
     ----------
     image : (H, W, 3) uint8 RGB.
     settings : thresholds (``white_*``).
+    threshold : the white threshold to use (e.g. one measured for the whole slide); None
+        measures it on this image (:func:`white_threshold`).
 
     Returns
     -------
@@ -75,7 +77,8 @@ def stain_phases(image: np.ndarray, settings: ColourPhaseSettings) -> StainPhase
     """
     darkest = image.min(axis=2)
     chroma = image.max(axis=2).astype(np.int16) - darkest
-    threshold = white_threshold(darkest, settings)
+    if threshold is None:
+        threshold = white_threshold(darkest, settings)
     # hysteresis: white areas start where the image is clearly white and extend over their
     # greyer rims (out-of-focus droplet edges) down to ``white_hysteresis`` levels lower
     untinted = np.where(chroma <= settings.white_max_chroma, darkest, 0)

@@ -25,6 +25,11 @@ class ChunkedComponents:
     Parameters
     ----------
     centroids : also accumulate centroids (needed for clustering, e.g. inflammatory foci).
+
+    Attributes
+    ----------
+    maxima : after :meth:`finish`, (K,) float64 largest ``values`` pixel of each merged object
+        (None unless every :meth:`add` passed ``values``).
     """
 
     def __init__(self, centroids: bool = False) -> None:
@@ -36,8 +41,11 @@ class ChunkedComponents:
         self._edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._pairs_a: list[np.ndarray] = []
         self._pairs_b: list[np.ndarray] = []
+        self._max: list[np.ndarray] | None = []
+        self.maxima: np.ndarray | None = None
 
-    def add(self, cell: tuple[int, int], origin: tuple[int, int], binary: np.ndarray) -> None:
+    def add(self, cell: tuple[int, int], origin: tuple[int, int], binary: np.ndarray,
+            values: np.ndarray | None = None) -> None:
         """Add one window.
 
         Parameters
@@ -45,6 +53,8 @@ class ChunkedComponents:
         cell : (grid row, grid column) of the window.
         origin : (x, y) of the window's top-left pixel in map coordinates.
         binary : (h, w) bool.
+        values : optional (h, w) float per-pixel values; each object keeps its largest one
+            (e.g. a distance transform: the object's inscribed radius).
         """
         h, w = binary.shape
         if not binary.any():
@@ -55,10 +65,16 @@ class ChunkedComponents:
         else:
             n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8,
                                                                    ltype=cv2.CV_32S)
+        if values is None and binary.any():
+            self._max = None
         offset = self._count - 1  # local label k >= 1 -> global id offset + k
         if n > 1:
             areas = stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
             self._areas.append(areas.astype(np.int32))
+            if values is not None and self._max is not None:
+                from scipy import ndimage
+
+                self._max.append(np.asarray(ndimage.maximum(values, labels, np.arange(1, n)), np.float64))
             if self._centroids:
                 self._sum_x.append((centroids[1:, 0] + origin[0] + 0.5) * areas)
                 self._sum_y.append((centroids[1:, 1] + origin[1] + 0.5) * areas)
@@ -95,8 +111,10 @@ class ChunkedComponents:
         coordinates (pixel centres at +0.5); centroids are None unless requested."""
         if self._count == 0:
             empty = np.zeros(0)
+            self.maxima = empty if self._max is not None else None
             return np.zeros(0, np.int64), (empty if self._centroids else None), (empty if self._centroids else None)
         areas = np.concatenate(self._areas).astype(np.int64)
+        maxima = np.concatenate(self._max) if self._max is not None else None
         sum_x = np.concatenate(self._sum_x) if self._centroids else None
         sum_y = np.concatenate(self._sum_y) if self._centroids else None
         if self._pairs_a:
@@ -104,9 +122,14 @@ class ChunkedComponents:
             graph = coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(self._count, self._count))
             _, group = connected_components(graph, directed=False)
             merged = np.bincount(group, weights=areas).astype(np.int64)
+            if maxima is not None:
+                top = np.full(len(merged), -np.inf)
+                np.maximum.at(top, group, maxima)
+                maxima = top
             if self._centroids:
                 sum_x, sum_y = np.bincount(group, weights=sum_x), np.bincount(group, weights=sum_y)
             areas = merged
+        self.maxima = maxima
         if not self._centroids:
             return areas, None, None
         return areas, sum_x / areas, sum_y / areas

@@ -13,13 +13,16 @@ from dataclasses import asdict, dataclass
 from lobule.inference.quantify.settings import QuantSettings
 
 DERIVED_NOTE = "derived estimate from the class map; not validated against pathologists' scores"
+NOT_GRADED = "not graded: region smaller than one 200x field"
 
 
 @dataclass(frozen=True)
 class Grade:
+    """One component's grade (None: not graded, ``note`` says why) and the value it came from."""
+
     component: str
-    grade: int
-    value: float
+    grade: int | None
+    value: float | None
     unit: str
     rule: str
     note: str = DERIVED_NOTE
@@ -52,7 +55,19 @@ def ballooning_grade(count: int, per_field: float, settings: QuantSettings) -> G
                  "Kleiner et al. give no number")
 
 
+def not_graded(component: str, unit: str, rule: str, tissue_mm2: float, settings: QuantSettings) -> Grade:
+    """A per-field component of a region with too little tissue for a rate per 200x field."""
+    fields = settings.grading_min_fields
+    need = f"one 200x field ({settings.field_area_mm2:.3g} mm^2)" if fields == 1 else \
+        f"{fields:g} 200x fields ({settings.grading_min_tissue_mm2:.3g} mm^2)"
+    return Grade(component, None, None, unit, rule,
+                 f"{NOT_GRADED}: {tissue_mm2:.3g} mm^2 of tissue, grading needs {need}")
+
+
 def nas_sum(grades: list[Grade]) -> dict:
-    """The unweighted sum of the three grades (0-8)."""
-    return {"component": "NAS (sum)", "grade": int(sum(g.grade for g in grades)),
-            "parts": {g.component: g.grade for g in grades}, "note": DERIVED_NOTE}
+    """The unweighted sum of the three grades (0-8); None when a component is not graded."""
+    missing = [g for g in grades if g.grade is None]
+    return {"component": "NAS (sum)",
+            "grade": None if missing else int(sum(g.grade for g in grades)),
+            "parts": {g.component: g.grade for g in grades},
+            "note": missing[0].note if missing else DERIVED_NOTE}

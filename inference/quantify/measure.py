@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -20,10 +21,12 @@ from scipy.spatial import cKDTree
 
 from lobule.inference.quantify.components import ChunkedComponents
 from lobule.inference.quantify.grades import (
+    NOT_GRADED,
     Grade,
     ballooning_grade,
     inflammation_grade,
     nas_sum,
+    not_graded,
     steatosis_grade,
 )
 from lobule.inference.quantify.settings import QuantSettings
@@ -134,7 +137,9 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
         counts += np.bincount(labels[inside], minlength=256)
         cell = (row[y], column[x])
         for class_id, components in objects.items():
-            components.add(cell, (x, y), (labels == class_id) & inside)
+            mask = (labels == class_id) & inside
+            values = _inscribed_radius(mask) if class_id == HYDROPIC and mask.any() else None
+            components.add(cell, (x, y), mask, values)
         if on_progress is not None:
             on_progress(done + 1, len(windows))
 
@@ -153,28 +158,40 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
     areas3, cx3, cy3 = nuclei[INFLAMMATORY_NUCLEI]
     foci, foci_sizes = _foci(areas3 * px_um2, cx3 * mpp, cy3 * mpp, settings)
     foci_per_mm2 = per_mm2(foci)
+    graded = tissue_mm2 > 0 and tissue_mm2 >= settings.grading_min_tissue_mm2
     inflammation = {
         "inflammatory_nuclei_estimate": nuclei_counts[INFLAMMATORY_NUCLEI][1],
         "foci_count": foci,
         "foci_per_mm2": foci_per_mm2,
-        "foci_per_200x_field": foci_per_mm2 * field_mm2,
+        "foci_per_200x_field": foci_per_mm2 * field_mm2 if graded else None,
         "field_area_mm2": field_mm2,
         "nuclei_per_focus": foci_sizes,
         "definition": (f"a focus is a single-linkage cluster of >= {settings.focus_min_nuclei} inflammatory "
                        f"nuclei whose centres are within {settings.focus_distance_um:g} um"),
     }
 
-    hydro_areas = objects[HYDROPIC].finish()[0] * px_um2
-    ballooned = hydro_areas[hydro_areas >= settings.ballooning_min_area_um2]
+    hydro = objects[HYDROPIC]
+    hydro_areas = hydro.finish()[0] * px_um2
+    widths = (2.0 * hydro.maxima - 1.0) * mpp if hydro.maxima is not None else np.zeros(len(hydro_areas))
+    large = hydro_areas >= settings.ballooning_min_area_um2
+    wide = widths >= settings.ballooning_min_width_um
+    ballooned = hydro_areas[large & wide]
     balloon_per_mm2 = per_mm2(len(ballooned))
     ballooning = {
         "count": int(len(ballooned)),
         "per_mm2": balloon_per_mm2,
-        "per_200x_field": balloon_per_mm2 * field_mm2,
+        "per_200x_field": balloon_per_mm2 * field_mm2 if graded else None,
         "area_um2": float(ballooned.sum()),
         "percent_of_tissue": 100.0 * float(ballooned.sum()) / tissue_um2 if tissue_um2 > 0 else 0.0,
         "hydropic_area_um2": float(counts[HYDROPIC] * px_um2),
+        "narrow_components_excluded": int((large & ~wide).sum()),
+        "definition": (f"a ballooned cell is a hydropic component of >= {settings.ballooning_min_area_um2:g} um^2 "
+                       f"holding a disc >= {settings.ballooning_min_width_um:g} um wide"),
     }
+    if not graded:
+        for part in (inflammation, ballooning):
+            part["graded"] = False
+            part["not_graded"] = NOT_GRADED
 
     classes = []
     for c in LIVER_CLASSES:
@@ -187,13 +204,26 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
             row["components"], row["nuclei_estimate"] = nuclei_counts[c.id]
         classes.append(row)
 
-    grades = [
-        steatosis_grade(droplets["percent_of_tissue"]),
-        inflammation_grade(inflammation["foci_per_200x_field"]),
-        ballooning_grade(ballooning["count"], ballooning["per_200x_field"], settings),
-    ]
+    grades = [steatosis_grade(droplets["percent_of_tissue"])]
+    if graded:
+        grades += [inflammation_grade(inflammation["foci_per_200x_field"]),
+                   ballooning_grade(ballooning["count"], ballooning["per_200x_field"], settings)]
+    else:
+        grades += [not_graded("lobular inflammation", "foci per 200x field", "NASH CRN bands per 200x field",
+                              tissue_mm2, settings),
+                   not_graded("hepatocyte ballooning", "ballooned cells per 200x field",
+                              "local threshold per 200x field", tissue_mm2, settings)]
     return RegionResult(region.name, region_px * px_um2, tissue_um2, classes, droplets, inflammation, ballooning,
                         grades, settings, mpp)
+
+
+def _inscribed_radius(mask: np.ndarray) -> np.ndarray:
+    """(h, w) float32 Euclidean distance of each mask pixel to the nearest pixel outside the
+    mask (0 outside); its maximum over an object is the radius of the largest disc inside it.
+    The window edge does not count as outside (objects crossing it are not cut short)."""
+    distance = cv2.distanceTransform(np.pad(mask, 1, mode="edge").astype(np.uint8), cv2.DIST_L2,
+                                     cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return np.minimum(distance, float(max(mask.shape)))  # a window full of the class: no zero to measure to
 
 
 def _droplets(areas_um2: np.ndarray, steatosis_um2: float, tissue_um2: float, s: QuantSettings) -> dict:

@@ -30,6 +30,14 @@ class QuantSettings:
         field diameter = FN / M mm.
     ballooning_min_area_um2 : hydropic (class 5) components of at least this area are counted as
         ballooned hepatocytes (default 100 um^2).
+    ballooning_min_width_um : and whose widest inscribed disc is at least this wide (twice the
+        largest distance transform value inside the component), so that a brush stroke or a
+        thin band narrower than a hepatocyte (20-30 um across; ballooned ones are larger) is not
+        counted as a ballooned cell (default 25 um).
+    grading_min_fields : per-field rates (inflammatory foci and ballooned cells per 200x field)
+        and their grades are given only when the region holds at least this many 200x fields of
+        tissue (default 1: one field, about 0.95 mm^2); smaller regions get counts and densities
+        per mm^2 and "not graded". A rate extrapolated from a fraction of a field is not a grade.
     ballooning_many_per_field : ballooned cells per 200x field from which the ballooning grade is
         2 ("many"), below it 1 ("few"), none 0. A local threshold: Kleiner et al. give no number.
     steatosis_definition : which steatosis definition the grade uses (stated in exports).
@@ -44,7 +52,9 @@ class QuantSettings:
     field_number_mm: float = 22.0
     objective_magnification: float = 20.0
     ballooning_min_area_um2: float = 100.0
+    ballooning_min_width_um: float = 25.0
     ballooning_many_per_field: float = 5.0
+    grading_min_fields: float = 1.0
     steatosis_definition: str = "NASH CRN (Kleiner 2005) bands on lipid-droplet area / tissue area"
 
     def __post_init__(self) -> None:
@@ -65,9 +75,15 @@ class QuantSettings:
         diameter = self.field_number_mm / self.objective_magnification
         return math.pi * diameter * diameter / 4.0
 
+    @property
+    def grading_min_tissue_mm2(self) -> float:
+        """Tissue area from which per-field rates are graded: ``grading_min_fields`` fields, mm^2."""
+        return self.grading_min_fields * self.field_area_mm2
+
     def as_dict(self) -> dict:
         data = asdict(self)
         data["field_area_mm2"] = self.field_area_mm2
+        data["grading_min_tissue_mm2"] = self.grading_min_tissue_mm2
         return data
 
     @classmethod

@@ -63,9 +63,16 @@ def test_demo_slide_end_to_end(demo_slide, tmp_path, capsys, fast_model):
     assert 0.3 < results["tissue_area_mm2"] < 0.8  # the section covers about half of 1.1 x 1.5 mm
     assert [g["component"] for g in results["grades"]] == ["steatosis", "lobular inflammation",
                                                            "hepatocyte ballooning"]
+    # the whole demo section is less than one 200x field (0.95 mm^2): counts and densities, no rates per field
+    assert [g["grade"] for g in results["grades"]][1:] == [None, None] and results["nas"]["grade"] is None
+    assert results["lobular_inflammation"]["foci_per_200x_field"] is None
+    assert results["lobular_inflammation"]["not_graded"] == "not graded: region smaller than one 200x field"
+    assert results["lobular_inflammation"]["foci_per_mm2"] >= 0
 
     rows = _csv(out / "regions.csv")
     assert [r["class_key"] for r in rows][:2] == ["background", "steatosis"] and len(rows) == 7
+    assert {r["nas_sum"] for r in rows} == {""}
+    assert all(r["grading"].startswith("not graded: region smaller than one 200x field") for r in rows)
     tissue = sum(float(r["area_mm2"]) for r in rows if r["class_id"] != "0")
     assert tissue == pytest.approx(float(rows[0]["tissue_area_mm2"]), abs=1e-5)  # classes add up
 
@@ -90,7 +97,7 @@ def test_demo_slide_end_to_end(demo_slide, tmp_path, capsys, fast_model):
     assert level0.shape == (2962, 2216)
     pixels = np.bincount(level0.ravel(), minlength=7)
     assert pixels[1:7].sum() * 0.25 == results["tissue_area_um2"]  # every tissue pixel is in the region
-    assert "NAS-related sum" in stdout
+    assert "NAS-related sum not graded: region smaller than one 200x field" in stdout
 
 
 def test_rois_and_reuse_on_pyramid_tiff(pyramid_tiff, tmp_path, capsys, fast_model):
@@ -159,7 +166,7 @@ def test_slide_without_tissue_gives_an_empty_result(tmp_path, capsys, fast_model
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     results = summary["regions"][0]["results"]
     assert summary["analysis"]["tissue"]["found"] is False
-    assert results["tissue_area_um2"] == 0 and results["nas"]["grade"] == 0
+    assert results["tissue_area_um2"] == 0 and results["nas"]["grade"] is None  # no tissue: not graded
     assert {p.name for p in (tmp_path / "o").iterdir()} == FILES
 
 

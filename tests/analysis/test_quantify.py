@@ -56,8 +56,12 @@ def synthetic_store(tmp_path):
     return store_from_array(tmp_path / "s.zarr", synthetic_map(), mpp=MPP, scale=1.0, chunk=64)
 
 
+# the synthetic map is 0.09 mm^2 with hydropic squares 10-15 um wide: grade it anyway, count them
+GRADE_ANYWAY = dict(grading_min_fields=0.0, ballooning_min_width_um=5.0)
+
+
 def test_hand_computed_values(synthetic_store):
-    result = quantify(synthetic_store, Region("all", box(0, 0, 600, 600)), window=128)
+    result = quantify(synthetic_store, Region("all", box(0, 0, 600, 600)), QuantSettings(**GRADE_ANYWAY), window=128)
     px = 0.25
     tissue_px = 600 * 600 - 1600
     assert result.region_area_um2 == 600 * 600 * px
@@ -103,14 +107,14 @@ def test_hand_computed_values(synthetic_store):
 def test_result_does_not_depend_on_chunks_or_windows(tmp_path, synthetic_store):
     one_chunk = store_from_array(tmp_path / "one.zarr", synthetic_map(), mpp=MPP, chunk=1024)
     region = Region("all", box(0, 0, 600, 600))
-    a = quantify(synthetic_store, region, window=64).as_dict()
-    b = quantify(one_chunk, region, window=4096).as_dict()
+    a = quantify(synthetic_store, region, QuantSettings(**GRADE_ANYWAY), window=64).as_dict()
+    b = quantify(one_chunk, region, QuantSettings(**GRADE_ANYWAY), window=4096).as_dict()
     assert a == b
 
 
 def test_settings_change_the_numbers(synthetic_store):
     region = Region("all", box(0, 0, 600, 600))
-    strict = QuantSettings(focus_min_nuclei=4, macro_threshold_um=12.0, ballooning_min_area_um2=200)
+    strict = QuantSettings(focus_min_nuclei=4, macro_threshold_um=12.0, ballooning_min_area_um2=200, **GRADE_ANYWAY)
     r = quantify(synthetic_store, region, strict)
     assert r.inflammation["foci_count"] == 1
     assert (r.droplets["macro_count"], r.droplets["micro_count"]) == (1, 2)
@@ -138,7 +142,7 @@ def test_region_with_hole_and_scale(tmp_path):
 def test_empty_region_gives_zeros(synthetic_store):
     result = quantify(synthetic_store, Region("nothing", box(1000, 1000, 1100, 1100)))
     assert result.tissue_area_um2 == 0 and result.inflammation["foci_count"] == 0
-    assert [g.grade for g in result.grades] == [0, 0, 0]
+    assert [g.grade for g in result.grades] == [0, None, None] and result.nas["grade"] is None
 
 
 def test_settings_validation_and_cli_strings():
@@ -171,3 +175,51 @@ def test_chunked_components_equal_whole_map_labelling():
                 components.add((row, col), (x, y), mask[y : y + step, x : x + step])
         areas, cx, _ = components.finish()
         assert sorted(zip(areas.tolist(), np.round(cx, 6).tolist())) == expected
+
+
+def test_rates_per_field_and_their_grades_need_one_field_of_tissue(tmp_path, synthetic_store):
+    # 0.09 mm^2 of tissue with 3 foci: 32 foci per "field" by extrapolation; not graded
+    small = quantify(synthetic_store, Region("small", box(0, 0, 600, 600)))
+    assert small.tissue_area_mm2 < small.settings.field_area_mm2
+    inf, bal = small.inflammation, small.ballooning
+    assert inf["foci_count"] == 3 and inf["foci_per_mm2"] == pytest.approx(3 / small.tissue_area_mm2)
+    assert inf["foci_per_200x_field"] is None and bal["per_200x_field"] is None
+    assert inf["not_graded"] == bal["not_graded"] == "not graded: region smaller than one 200x field"
+    grades = {g.component: g for g in small.grades}
+    assert grades["steatosis"].grade == 0  # an area fraction, graded at any size
+    for name in ("lobular inflammation", "hepatocyte ballooning"):
+        assert grades[name].grade is None and grades[name].value is None
+        assert grades[name].note.startswith("not graded: region smaller than one 200x field: 0.0896 mm^2")
+    assert small.nas["grade"] is None and small.nas["note"].startswith("not graded")
+
+    # 1.0 mm^2 of tissue (500 x 500 px at 2 um/px) with the same kind of foci: graded
+    big_map = np.full((500, 500), 4, np.uint8)
+    for fx in (50, 250):  # two foci of 3 nuclei (4 x 4 px = 64 um^2 ~ 2 nuclei each, 8 um apart)
+        for k in range(3):
+            _square(big_map, fx + 4 * k + k, 100, 4, 4, 3)
+    big = store_from_array(tmp_path / "big.zarr", big_map, mpp=2.0, chunk=128)
+    result = quantify(big, Region("big", box(0, 0, 500, 500)))
+    assert result.tissue_area_mm2 == pytest.approx(1.0)
+    assert result.inflammation["foci_count"] == 2
+    assert result.inflammation["foci_per_200x_field"] == pytest.approx(2 * result.settings.field_area_mm2)
+    assert "not_graded" not in result.inflammation
+    assert [g.grade for g in result.grades] == [0, 1, 0] and result.nas["grade"] == 1
+    # the threshold is a setting: two fields asked for, the same region is not graded
+    two = quantify(big, Region("big", box(0, 0, 500, 500)), QuantSettings(grading_min_fields=2))
+    assert two.nas["grade"] is None and "2 200x fields (1.9 mm^2)" in two.grades[1].note
+
+
+def test_a_stroke_narrower_than_a_cell_is_not_a_ballooned_cell(tmp_path):
+    m = np.full((400, 400), 4, np.uint8)
+    _square(m, 20, 40, 300, 40, 5)  # a 20 um wide, 150 um long band (3000 um^2): a brush stroke
+    _square(m, 40, 200, 60, 60, 5)  # a 30 um wide cell, crossing the 64 px chunk border
+    _square(m, 200, 200, 48, 48, 5)  # 24 um wide: narrower than 25 um
+    settings = QuantSettings(grading_min_fields=0)
+    for chunk, window in ((64, 64), (1024, 4096)):
+        store = store_from_array(tmp_path / f"b{chunk}.zarr", m, mpp=MPP, chunk=chunk)
+        b = quantify(store, Region("all", box(0, 0, 400, 400)), settings, window=window).ballooning
+        assert b["count"] == 1 and b["area_um2"] == 60 * 60 * 0.25
+        assert b["narrow_components_excluded"] == 2
+    wide_ok = quantify(store, Region("all", box(0, 0, 400, 400)),
+                       QuantSettings(grading_min_fields=0, ballooning_min_width_um=19.0)).ballooning
+    assert wide_ok["count"] == 3 and wide_ok["narrow_components_excluded"] == 0

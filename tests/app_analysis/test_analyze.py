@@ -51,7 +51,11 @@ def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbe
     rows = dict((label, (value, grade)) for label, value, grade in panel.results.row_texts())
     steatosis = region.droplets["percent_of_tissue"]
     assert rows["Steatosis"] == (f"{steatosis:.2f} % of tissue", str(region.grades[0].grade))
-    assert rows["NAS-related sum"][1] == f"{region.nas['grade']} / 8"
+    # Region 1 holds far less than one 200x field of tissue: counts and densities, no grades per field
+    assert region.nas["grade"] is None
+    assert rows["NAS-related sum"] == ("not graded", "–")
+    assert rows["Lobular inflammation"] == (f"{region.inflammation['foci_per_mm2']:.3g} foci / mm²", "–")
+    assert any(label.startswith("not graded: region smaller than one 200x field") for label in rows)
     parenchyma = next(r for r in region.classes if r["key"] == "parenchyma")
     row = [c.key for c in panel.legend.classes].index("parenchyma")
     assert panel.legend.table.item(row, 2).text() == f"{parenchyma['percent_of_tissue']:.1f}"
