@@ -37,7 +37,7 @@ def prepare_output_dir(out: str | os.PathLike) -> Path:
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
-        raise InputError(f"output {out}: {folder} is a file, not a folder")
+        raise InputError(f"cannot write to output folder {out}: {folder} is a file, not a folder")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".lobule-probe-"):
             pass
