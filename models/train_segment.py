@@ -177,7 +177,9 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
                        state_path: str | os.PathLike, device: str = "cpu",
                        init: Callable[[torch.nn.Module], None] | None = None,
                        log: Callable[[str], None] = print, log_every: int = 10, save_every: int = 200,
-                       stop: Callable[[], bool] | None = None) -> TrainResult:
+                       stop: Callable[[], bool] | None = None,
+                       snapshot: Callable[[torch.nn.Module, int], None] | None = None,
+                       snapshot_every: int = 0) -> TrainResult:
     """Train (or resume training) a segmentation model.
 
     Parameters
@@ -193,6 +195,8 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
     log : receives the progress lines (``iter 120/2000 loss 0.8123 lr 9.47e-03 3.1 img/s eta 9m``).
     log_every, save_every : iterations between progress lines / state saves.
     stop : polled every iteration; when it returns True the state is saved and training stops.
+    snapshot, snapshot_every : ``snapshot(model, iteration)`` is called every ``snapshot_every``
+        iterations (0 = never), e.g. to keep weights for choosing the iteration on a validation set.
 
     Returns
     -------
@@ -273,6 +277,10 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
             window_loss, window_images, window_start = 0.0, 0, time.perf_counter()
         if iteration % save_every == 0:
             save()
+        if snapshot is not None and snapshot_every and iteration % snapshot_every == 0:
+            model.eval()
+            snapshot(model, iteration)
+            model.train()
     save()
     model = model.float().cpu().eval()
     return TrainResult(model, iteration, history, seconds, device, resumed_from)
