@@ -63,6 +63,7 @@ class AnalysisPanel(QScrollArea):
         controller.progress.connect(self._on_progress)
         controller.regionsChanged.connect(self._fill_regions)
         controller.resultChanged.connect(self._on_result)
+        controller.qualityChanged.connect(self.results.set_quality)
         self.update_state()
 
     # --- construction -----------------------------------------------------------------------

@@ -88,12 +88,16 @@ def run_analyze(args: argparse.Namespace) -> int:
         quantify_s = time.perf_counter() - t0
         if run is not None:
             run["quantify"] = quantify_s
+        from lobule.inference.quality import describe, slide_quality
+
+        quality = slide_quality(slide, store)
         export_analysis(out, store=store, regions=regions, results=results, settings=settings, slide=info,
-                        model=predictor.describe(), tissue=tissue, run=run)
+                        model=predictor.describe(), tissue=tissue, run=run, quality=quality)
     for result in results:
         grades = ", ".join(f"{g.component} {g.grade} ({g.value:.3g} {g.unit})" for g in result.grades)
         print(f"{result.name}: tissue {result.tissue_area_mm2:.4f} mm^2; {grades}; NAS-related sum "
               f"{result.nas['grade']} (derived estimate)")
+    print(describe(quality))
     print(f"wrote {out}/summary.json, regions.csv, classes.geojson, labels.tif")
     return 0
 
