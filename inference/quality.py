@@ -36,7 +36,7 @@ REFERENCE_STAINS = np.array([[0.52, 0.74, 0.43], [0.22, 0.83, 0.51]])
 THRESHOLDS = {
     "stain_angle_deg": 30.0,
     "white_phase_dice": 0.25,
-    "white_phase_min_share": 0.02,
+    "white_phase_min_share": 0.01,
     "hepatocyte_share": 0.40,
 }
 SAMPLE_WINDOWS = 6

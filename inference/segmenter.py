@@ -42,7 +42,8 @@ class Segmenter:
         self.info = info
 
     def label_item(self, name: str, image: np.ndarray, mpp: float) -> np.ndarray:
-        """Class map of an evaluation-set item: read by ``name`` for a mask folder, else :meth:`label`."""
+        """Class map of an evaluation-set item: read by ``name`` for a mask folder (None where the
+        folder has no mask for it: the item is not scored), else :meth:`label`."""
         if self._by_name is not None:
             return self._by_name(name, image.shape[:2])
         return self.label(image, mpp)
@@ -64,11 +65,12 @@ def mask_folder_segmenter(folder: str) -> Segmenter:
     """Masks made by another tool (e.g. ``benchmarks/liverquant_masks.py``) as a segmenter for
     :func:`evaluate_set`: ``FOLDER/<item name>.png``, nonzero = lipid droplet (class 1).
 
+    Items without a mask in the folder are not scored.
+
     Raises
     ------
     InputError
-        If the folder is missing, or (when an item is evaluated) its mask is missing or of
-        another size than the image.
+        If the folder is missing, or an item's mask is of another size than the image.
     """
     from pathlib import Path
 
@@ -76,8 +78,10 @@ def mask_folder_segmenter(folder: str) -> Segmenter:
     if not root.is_dir():
         raise InputError(f"mask folder not found: {root}")
 
-    def by_name(name: str, shape: tuple[int, int]) -> np.ndarray:
+    def by_name(name: str, shape: tuple[int, int]) -> np.ndarray | None:
         path = root / f"{name}.png"
+        if not path.is_file():
+            return None  # the tool made no mask for this item (e.g. a nucleus tile): not scored
         mask = read_label(path)
         if mask.shape != tuple(shape):
             raise InputError(f"{path} is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
@@ -181,6 +185,8 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
         if truth.shape != image.shape[:2]:
             raise InputError(f"mask {item['mask']} is not the size of image {item['image']}")
         labels = segmenter.label_item(item["name"], image, float(item["mpp"]))
+        if labels is None:
+            continue
         predicted = np.isin(labels, item["positive"])
         if item["kind"].startswith("droplets"):
             overlap = tile_measures(image, predicted, truth, float(item["mpp"]), counts=item["kind"] == "droplets")

@@ -62,6 +62,7 @@ class SegmentTrainConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     seed: int = 0
+    class_weights: tuple[float, ...] | None = None
     amp: bool = True
     threads: int | None = None
 
@@ -72,6 +73,7 @@ class SegmentTrainConfig:
         data = dataclasses.asdict(self)
         data["scale_range"] = list(self.scale_range)
         data["mean"], data["std"] = list(self.mean), list(self.std)
+        data["class_weights"] = None if self.class_weights is None else list(self.class_weights)
         return data
 
 
@@ -96,19 +98,22 @@ def poly_lr(base: float, iteration: int, iterations: int, power: float = 0.9) ->
     return base * (1.0 - min(iteration, iterations) / iterations) ** power
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                         weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy over the labelled pixels.
 
     Parameters
     ----------
     logits : (N, C, H, W) float. labels : (N, H, W) int64 class ids, ``ignore_index`` = unlabelled.
+    weight : optional (C,) float per-class weights (a rare class counts more); the sum is divided
+        by the labelled pixel count, not by the summed weights, so weights of 1 give the plain mean.
 
     Returns
     -------
     Scalar tensor; 0 (with a gradient path) when every pixel is ignored, where
     ``F.cross_entropy(reduction="mean")`` would return NaN.
     """
-    total = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
+    total = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=ignore_index, reduction="sum")
     count = (labels != ignore_index).sum().clamp(min=1)
     return total / count
 
@@ -231,6 +236,8 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
         init(model)
     resumed_from = iteration
     sampler = CropSampler(samples, config.crop_size, config.augment(), rng)
+    weight = None if config.class_weights is None else torch.tensor(config.class_weights, dtype=torch.float32,
+                                                                     device=device)
 
     def save() -> None:
         meta = {"iteration": iteration, "history": history, "seconds": seconds, "config": config.as_dict(),
@@ -253,7 +260,7 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
         y = torch.from_numpy(labels).to(device).long()
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
             logits = model(x)
-        loss = masked_cross_entropy(logits, y)
+        loss = masked_cross_entropy(logits, y, weight=weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

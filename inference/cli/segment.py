@@ -90,6 +90,8 @@ def register(commands, train) -> None:
     t.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.25), metavar=("MIN", "MAX"),
                    help="random zoom range (default 0.75 1.25)")
     t.add_argument("--hed-sigma", type=float, default=0.05, help="HED stain jitter strength (default 0.05; 0 = off)")
+    t.add_argument("--class-weight", action="append", default=[], metavar="ID=W",
+                   help="weight of class ID in the loss (default 1 for every class), e.g. --class-weight 1=3")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")

@@ -31,6 +31,23 @@ def _parse_arguments(args) -> dict[str, Any]:
     return arguments
 
 
+def _class_weights(items: list[str], num_classes: int) -> tuple[float, ...] | None:
+    """``--class-weight ID=W`` values -> per-class loss weights (1 where not given), or None."""
+    if not items:
+        return None
+    weights = [1.0] * num_classes
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            class_id, weight = int(key), float(value)
+        except ValueError:
+            raise InputError(f"--class-weight needs ID=WEIGHT, not {item!r}") from None
+        if not sep or not 0 <= class_id < num_classes or not weight > 0:
+            raise InputError(f"--class-weight {item!r}: class id 0-{num_classes - 1} and a positive weight")
+        weights[class_id] = weight
+    return tuple(weights)
+
+
 def _train_folder(data: Path) -> Path:
     return data / "train" if (data / "train" / "images").is_dir() else data
 
@@ -56,7 +73,7 @@ def train_from_args(args) -> int:
         arch=args.arch, arguments=_parse_arguments(args), iterations=args.iterations, batch_size=args.batch,
         crop_size=args.crop, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         scale_range=tuple(args.scale), hed_sigma=args.hed_sigma, seed=args.seed, amp=not args.no_amp,
-        threads=args.threads)
+        threads=args.threads, class_weights=_class_weights(args.class_weight, _parse_arguments(args)["num_classes"]))
     lineage: dict[str, Any] = {}
     if args.backbone:
         backbone_card = read_card(find_checkpoint(args.backbone))
