@@ -125,6 +125,8 @@ class AnalysisController(QObject):
     message(str) : a passing note for the status bar.
     failed(str, str) : title, one-line reason of a failed action.
     exported(str) : the export folder written.
+    qualityChanged(object) : the slide's quality-control block (dict, see
+        :mod:`lobule.inference.quality`) or None while it is being checked.
     """
 
     stateChanged = Signal()
@@ -138,6 +140,7 @@ class AnalysisController(QObject):
     message = Signal(str)
     failed = Signal(str, str)
     exported = Signal(str)
+    qualityChanged = Signal(object)
 
     _labels = Signal(object, object)  # session, slide box (x, y, w, h)
     _regions = Signal(object)  # session
@@ -152,6 +155,7 @@ class AnalysisController(QObject):
         self.worker.idleChanged.connect(lambda _: self.stateChanged.emit())
         self.document = None
         self.store = None
+        self.quality = None  # the slide's quality-control block, once checked
         self.session = None
         self.layer = None
         self.run: AnalysisRun | None = None
@@ -264,6 +268,7 @@ class AnalysisController(QObject):
 
     def _install(self, store, session, default_region: Region, read_only: str | None) -> None:
         self.store, self.session, self.default_region = store, session, default_region
+        self._check_quality(store)
         self.layer = label_layer(self.labels, opacity=self.opacity, visible_classes=self._visible_classes())
         self.view.add_layer(self.layer)
         if session is None:
@@ -283,6 +288,24 @@ class AnalysisController(QObject):
             self.recoveryOffered.emit(session.recovery.summary())
         self.regionsChanged.emit()
         self.historyChanged.emit()
+
+    def _check_quality(self, store) -> None:
+        """Check the slide against the training data (worker thread); ``qualityChanged`` follows."""
+        reader = self.document.reader
+        self.quality = None
+        self.qualityChanged.emit(None)
+
+        def job() -> dict:
+            from lobule.inference.quality import slide_quality
+
+            return slide_quality(reader, store)
+
+        def done(quality: dict) -> None:
+            if self.store is store:
+                self.quality = quality
+                self.qualityChanged.emit(quality)
+
+        self.worker.submit(job, done, lambda error: None)
 
     def _start_follower(self) -> None:
         follower = _follower_class()(self.session, self.quant_settings(), self.default_region, debounce_s=0.25)
@@ -632,6 +655,7 @@ class AnalysisController(QObject):
         if self.store is None or self.document is None:
             return False
         labels, store, reader, settings = self.labels, self.store, self.document.reader, self.quant_settings()
+        quality = self.quality
         regions = self.regions()
         self.message.emit(f"Exporting to {folder}...")
 
@@ -649,7 +673,8 @@ class AnalysisController(QObject):
                 "note": "the class map exported is the model output with these human corrections over it"
                 if corrected else "no human corrections"}
             return export_analysis(out, store=labels, regions=regions, results=results, settings=settings,
-                                   slide=slide_info(reader), model=model, tissue=store.tissue_mask())
+                                   slide=slide_info(reader), model=model, tissue=store.tissue_mask(),
+                                   quality=quality)
 
         def done(out: Path) -> None:
             self.last_export = out

@@ -78,6 +78,7 @@ class AnalysisPanel(QScrollArea):
         controller.regionsChanged.connect(self._fill_regions)
         controller.regionAdded.connect(self._on_region_added)
         controller.resultChanged.connect(self._on_result)
+        controller.qualityChanged.connect(self.results.set_quality)
         self.update_state()
 
     # --- construction -----------------------------------------------------------------------

@@ -135,6 +135,9 @@ class ResultsPanel(QWidget):
         self.table.setWordWrap(True)
         self.table.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.table)
+        self.quality = QLabel("")
+        self.quality.setWordWrap(True)
+        layout.addWidget(self.quality)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #666; font-size: 9pt;")
@@ -226,6 +229,20 @@ class ResultsPanel(QWidget):
         self.settingsChanged.emit(settings)
 
     # --- numbers ------------------------------------------------------------------------------
+    def set_quality(self, quality: dict | None) -> None:
+        """Show the slide's quality check (:mod:`lobule.inference.quality`): a green line when it
+        looks like the training data, else each flag in red; nothing while unknown (None)."""
+        if quality is None:
+            self.quality.setText("")
+            return
+        if quality.get("ok"):
+            self.quality.setStyleSheet("color: #1a7f37;")
+            self.quality.setText("Slide check: stain, lipid droplets and tissue mix look like the training data.")
+            return
+        self.quality.setStyleSheet("color: #b42318;")
+        self.quality.setText("Slide check: the numbers may be wrong. " +
+                             " ".join(f"{flag['message'][0].upper()}{flag['message'][1:]}." for flag in quality["flags"]))
+
     def set_pending(self, name: str) -> None:
         """The region ``name`` is being measured."""
         self.title.setText(f"<b>{name}</b>: measuring...")

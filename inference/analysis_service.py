@@ -28,6 +28,7 @@ class AnalysisOutcome:
     regions, results : the quantified regions (level-0 pixels) and their RegionResults, same order.
     run : inference timings in seconds (None when a saved class map was reused).
     reused_store : the saved class map that was reused, or None.
+    quality : the per-slide quality check (``lobule.inference.quality.slide_quality``).
     """
 
     out: Path
@@ -37,6 +38,7 @@ class AnalysisOutcome:
     results: list
     run: dict | None
     reused_store: Path | None = None
+    quality: dict | None = None
 
 
 def analyze_to_folder(
@@ -148,9 +150,12 @@ def analyze_to_folder(
         results = [quantify(store, region, settings, cancel=stop) for region in regions]
         if run is not None:
             run["quantify"] = time.perf_counter() - t0
+        from lobule.inference.quality import slide_quality
+
+        quality = slide_quality(slide, store)
         export_analysis(out, store=store, regions=regions, results=results, settings=settings, slide=info,
-                        model=described, tissue=tissue, run=run, cancel=stop)
-    return AnalysisOutcome(out, info, described, regions, results, run, reused)
+                        model=described, tissue=tissue, run=run, quality=quality, cancel=stop)
+    return AnalysisOutcome(out, info, described, regions, results, run, reused, quality)
 
 
 def _runtime_text(described: dict) -> str:

@@ -10,7 +10,8 @@ Any folders in that format train; :func:`prepare_shared_data` builds them from t
 ``../shared/data`` (``lobule train segment prepare``), combining:
 
 - real lipid-droplet masks (``steatosis_isbi2019/*/droplets.png``, uint16 instances, complete:
-  class 1 where > 0; ``steatosis_delineate/*/fat_mask.png``, 0/255, partial: not every droplet
+  class 1 where > 0; ``steatosis_polito/*/fat_mask.png``, 0/255, complete: every steatosis
+  vacuole drawn; ``steatosis_delineate/*/fat_mask.png``, 0/255, partial: not every droplet
   drawn);
 - real nucleus masks (``nuclei_miccai2015/*/nuclei.png``, uint16 instances): nucleus pixels are
   class 2 or 3, each instance decided by the classical labeller's nucleus rule
@@ -50,6 +51,10 @@ SOURCE_MPP_NOTES = {
         "not stated by the source; assumed 0.25 um/px (40x): hepatocyte nuclei measure ~28 px (7 um at 0.25)"
     ),
     "nuclei_miccai2015": "README_training.txt: images 01-07 at 20x (0.5 um/px), 08-15 at 40x (0.25 um/px)",
+    "steatosis_polito": (
+        "not stated by the source; assumed 0.5 um/px (20x): hepatocyte nuclei measure ~12-16 px (6-8 um) and "
+        "red blood cells ~14 px, and the nuclei measure the same in pixels as in GTEx liver tiles at 0.4942 um/px"
+    ),
 }
 
 #: How each source's label maps are made (written into index.json and the checkpoint card).
@@ -61,7 +66,14 @@ LABEL_RULES = {
     "nuclei_miccai2015": "real nucleus instances as class 2 or 3 (classical nucleus rule per instance); classical "
                          "pseudo-labels elsewhere; 255 where the labeller sees a nucleus nobody drew or a droplet "
                          "(not liver tissue)",
+    "steatosis_polito": "class 1 on the expert vacuole mask (complete: every vacuole drawn); classical pseudo-labels "
+                        "elsewhere, except that white pixels the labeller calls lipid outside the mask become class 0 "
+                        "(the expert judged them not a vacuole) and a 1-pixel ring around each drawn vacuole is 255 "
+                        "(boundary uncertainty)",
 }
+
+#: The shared-data sources :func:`prepare_shared_data` reads, in order.
+ALL_SOURCES = ("steatosis_isbi2019", "steatosis_delineate", "nuclei_miccai2015", "steatosis_polito")
 
 #: Default held-out tiles, by source slide / image (never used for training).
 DEFAULT_HELDOUT = {
@@ -71,6 +83,38 @@ DEFAULT_HELDOUT = {
     "nuclei_miccai2015": ("image03", "image07", "image10", "image14"),
     "steatosis_delineate": (),
 }
+
+#: Polito patients (tile name before the last ``_``) drawn at random (seed below) for the test and
+#: validation splits; every tile of a drawn patient goes to that split.
+POLITO_TEST_PATIENTS = 50
+POLITO_VAL_PATIENTS = 30
+POLITO_SPLIT_SEED = 2019
+
+
+def polito_patient(tile_name: str) -> str:
+    """Patient / slide id of a Polito tile: the name before its last ``_`` (``1001015_87`` -> ``1001015``)."""
+    return tile_name.rsplit("_", 1)[0]
+
+
+def polito_splits(tile_names: list[str], test: int = POLITO_TEST_PATIENTS, val: int = POLITO_VAL_PATIENTS,
+                  seed: int = POLITO_SPLIT_SEED) -> dict[str, str]:
+    """tile name -> ``"heldout"`` (test), ``"val"`` (model / epoch selection) or ``"train"``.
+
+    Whole patients are drawn: the sorted patient ids are shuffled with ``seed`` and the first
+    ``test`` go to the test split, the next ``val`` to validation, the rest to training.
+
+    Raises
+    ------
+    InputError
+        If there are fewer than ``test + val + 1`` patients.
+    """
+    patients = sorted({polito_patient(n) for n in tile_names})
+    if len(patients) < test + val + 1:
+        raise InputError(f"steatosis_polito holds {len(patients)} patients; {test} test + {val} validation "
+                         "patients need more")
+    order = np.random.default_rng(seed).permutation(len(patients))
+    split = {patients[i]: "heldout" for i in order[:test]} | {patients[i]: "val" for i in order[test:test + val]}
+    return {n: split.get(polito_patient(n), "train") for n in tile_names}
 
 
 # --------------------------------------------------------------------------- reading / writing
@@ -226,6 +270,30 @@ def droplet_label_map(pseudo: np.ndarray, droplets: np.ndarray, complete: bool, 
     return labels
 
 
+def vacuole_label_map(pseudo: np.ndarray, vacuoles: np.ndarray) -> np.ndarray:
+    """Training labels of a tile with a complete expert vacuole mask (steatosis_polito).
+
+    Parameters
+    ----------
+    pseudo : (H, W) uint8 classical pseudo-labels.
+    vacuoles : (H, W) bool expert vacuole pixels (every vacuole of the tile drawn).
+
+    Returns
+    -------
+    (H, W) uint8: class 1 on the drawn vacuoles, whatever the labeller says there (it calls the
+    centre of large vacuoles background); the pseudo-labels elsewhere, except class 0 where the
+    labeller says lipid outside the mask (the expert saw no vacuole there) and 255 on a 1-pixel
+    ring just outside each drawn vacuole (the drawn edge is uncertain by about a pixel).
+    """
+    from scipy import ndimage as ndi
+
+    labels = pseudo.copy()
+    labels[(pseudo == STEATOSIS) & ~vacuoles] = 0
+    labels[ndi.binary_dilation(vacuoles) & ~vacuoles] = IGNORE
+    labels[vacuoles] = STEATOSIS
+    return labels
+
+
 def nucleus_label_map(pseudo: np.ndarray, instances: np.ndarray, stain: np.ndarray, mpp: float,
                       settings: ColourPhaseSettings) -> np.ndarray:
     """Training labels of a tile with a real nucleus instance mask.
@@ -303,13 +371,16 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
 
     Parameters
     ----------
-    data_dir : the shared data folder (holding steatosis_isbi2019, steatosis_delineate,
-        nuclei_miccai2015).
-    out_dir : created if missing; ``train/images``, ``train/labels``, ``index.json`` and
-        ``heldout.json`` are written there (each file atomically).
+    data_dir : the shared data folder (holding any of :data:`ALL_SOURCES`).
+    out_dir : created if missing; ``train/images``, ``train/labels``, ``index.json``,
+        ``heldout.json`` (test tiles) and ``val.json`` (validation tiles, where a source has a
+        validation split: steatosis_polito, :func:`polito_splits`) are written there (each file
+        atomically).
     model_mpp : micrometres per pixel of the model input (0.5, the paper's 20x).
-    heldout : source -> tile-name prefixes held out (default :data:`DEFAULT_HELDOUT`).
-    assumed_mpp : mpp of the sources that do not state it (default 0.25 for both steatosis sets;
+    heldout : source -> tile-name prefixes held out (default :data:`DEFAULT_HELDOUT`); the Polito
+        split is by patient (:func:`polito_splits`).
+    assumed_mpp : mpp of the sources that do not state it (default 0.25 for ISBI and DELINEATE,
+        0.5 for Polito;
         :data:`SOURCE_MPP_NOTES` says why).
     settings : classical labeller settings for the pseudo-labels.
     log : function receiving one progress line per tile.
@@ -322,21 +393,23 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
     Raises
     ------
     InputError
-        If ``data_dir`` holds none of the three sources.
+        If ``data_dir`` holds none of the sources.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     heldout = DEFAULT_HELDOUT if heldout is None else heldout
-    assumed = {"steatosis_isbi2019": 0.25, "steatosis_delineate": 0.25, **(assumed_mpp or {})}
+    assumed = {"steatosis_isbi2019": 0.25, "steatosis_delineate": 0.25, "steatosis_polito": 0.5, **(assumed_mpp or {})}
     settings = settings or ColourPhaseSettings()
-    sources = [s for s in ("steatosis_isbi2019", "steatosis_delineate", "nuclei_miccai2015") if (data_dir / s).is_dir()]
+    sources = [s for s in ALL_SOURCES if (data_dir / s).is_dir()]
     if not sources:
-        raise InputError(f"{data_dir} holds none of steatosis_isbi2019, steatosis_delineate, nuclei_miccai2015")
+        raise InputError(f"{data_dir} holds none of {', '.join(ALL_SOURCES)}")
     for sub in ("train/images", "train/labels"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
     magnifications = _miccai_magnifications(data_dir / "nuclei_miccai2015")
     items: list[PreparedItem] = []
     for source in sources:
-        for folder in sorted(p for p in (data_dir / source).iterdir() if p.is_dir()):
+        folders = sorted(p for p in (data_dir / source).iterdir() if p.is_dir())
+        splits = polito_splits([f.name for f in folders]) if source == "steatosis_polito" else {}
+        for folder in folders:
             notes: list[str] = []
             image_path = folder / "image.png"
             if source == "nuclei_miccai2015":
@@ -352,20 +425,23 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
                     continue
             else:
                 mpp = assumed[source]
-                complete = source == "steatosis_isbi2019"
+                complete = source != "steatosis_delineate"
                 kind = "droplets" if complete else "droplets-partial"
                 positive = [STEATOSIS]
-                mask_path = folder / ("droplets.png" if complete else "fat_mask.png")
+                mask_path = folder / ("droplets.png" if source == "steatosis_isbi2019" else "fat_mask.png")
                 image = read_rgb(image_path)
-            split = "heldout" if folder.name.startswith(tuple(heldout.get(source, ()))) else "train"
-            name = f"{source.split('_')[0]}-{folder.name}"
+            if folder.name in splits:
+                split = splits[folder.name]
+            else:
+                split = "heldout" if folder.name.startswith(tuple(heldout.get(source, ()))) else "train"
+            name = f"{'polito' if source == 'steatosis_polito' else source.split('_')[0]}-{folder.name}"
             item = PreparedItem(name, source, split, str(image_path.resolve()), str(mask_path.resolve()), kind, mpp,
                                 positive, notes)
             items.append(item)
             for note in notes:
                 log(f"note: {note}")
-            if split == "heldout":
-                log(f"held out {source}/{folder.name}")
+            if split != "train":
+                log(f"{'held out' if split == 'heldout' else 'validation'} {source}/{folder.name}")
                 continue
             scaled = resample_image(image, mpp / model_mpp)
             mask = resample_instances(read_label(mask_path), scaled.shape[:2])
@@ -374,6 +450,8 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
                 phases = stain_phases(scaled, settings)
                 stain = nuclear_stain(phases.haematoxylin, phases.residual)
                 labels = nucleus_label_map(pseudo, mask, stain, model_mpp, settings)
+            elif source == "steatosis_polito":
+                labels = vacuole_label_map(pseudo, mask > 0)
             else:
                 labels = droplet_label_map(pseudo, mask > 0, kind == "droplets", model_mpp)
             write_png(out_dir / "train" / "images" / f"{name}.png", scaled)
@@ -395,16 +473,17 @@ def prepare_shared_data(data_dir: str | Path, out_dir: str | Path, model_mpp: fl
         "items": [item.__dict__ for item in items],
     }
     _write_json(out_dir / "index.json", index)
-    heldout_set = {
-        "format": "lobule-evalset/1",
-        "description": "held-out tiles with real masks: images and masks at their source resolution",
-        "items": [
-            {"name": i.name, "image": i.image, "mask": i.mask, "mpp": i.source_mpp, "kind": i.kind,
-             "positive": i.positive}
-            for i in items if i.split == "heldout"
-        ],
-    }
-    _write_json(out_dir / "heldout.json", heldout_set)
+    for split, file_name, what in (("heldout", "heldout.json", "held-out test tiles"),
+                                   ("val", "val.json", "validation tiles (model and iteration selection only)")):
+        chosen = [i for i in items if i.split == split]
+        if not chosen and split == "val":
+            continue
+        _write_json(out_dir / file_name, {
+            "format": "lobule-evalset/1",
+            "description": f"{what} with real masks: images and masks at their source resolution",
+            "items": [{"name": i.name, "source": i.source, "image": i.image, "mask": i.mask, "mpp": i.source_mpp,
+                       "kind": i.kind, "positive": i.positive} for i in chosen],
+        })
     return index
 
 

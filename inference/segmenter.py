@@ -19,6 +19,7 @@ from lobule.inference.errors import InputError
 from lobule.inference.labeller import CLASSICAL, label_colour_phase
 from lobule.inference.segdata import read_label, read_rgb, resample_image, resample_instances
 from lobule.inference.sliding_window import sliding_window_labels
+from lobule.inference.steatosis_eval import summarise_tiles, tile_measures
 from lobule.models.metrics import binary_overlap, pooled_overlap
 
 
@@ -33,11 +34,19 @@ class Segmenter:
     """
 
     def __init__(self, name: str, mpp: float | None, label: Callable[[np.ndarray, float], np.ndarray],
-                 info: dict[str, Any]) -> None:
+                 info: dict[str, Any], by_name: Callable[[str, tuple[int, int]], np.ndarray] | None = None) -> None:
         self.name = name
         self.mpp = mpp
         self._label = label
+        self._by_name = by_name
         self.info = info
+
+    def label_item(self, name: str, image: np.ndarray, mpp: float) -> np.ndarray:
+        """Class map of an evaluation-set item: read by ``name`` for a mask folder (None where the
+        folder has no mask for it: the item is not scored), else :meth:`label`."""
+        if self._by_name is not None:
+            return self._by_name(name, image.shape[:2])
+        return self.label(image, mpp)
 
     def label(self, image: np.ndarray, mpp: float) -> np.ndarray:
         """(H, W, 3) uint8 RGB at ``mpp`` um/px -> (H, W) uint8 class ids."""
@@ -50,6 +59,38 @@ def classical_segmenter() -> Segmenter:
     """The classical colour-phase labeller (no learned weights)."""
     return Segmenter(CLASSICAL, None, lambda image, mpp: label_colour_phase(image, mpp),
                      {"kind": "classical colour-phase labeller (no learned weights)"})
+
+
+def mask_folder_segmenter(folder: str) -> Segmenter:
+    """Masks made by another tool (e.g. ``benchmarks/liverquant_masks.py``) as a segmenter for
+    :func:`evaluate_set`: ``FOLDER/<item name>.png``, nonzero = lipid droplet (class 1).
+
+    Items without a mask in the folder are not scored.
+
+    Raises
+    ------
+    InputError
+        If the folder is missing, or an item's mask is of another size than the image.
+    """
+    from pathlib import Path
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"mask folder not found: {root}")
+
+    def by_name(name: str, shape: tuple[int, int]) -> np.ndarray | None:
+        path = root / f"{name}.png"
+        if not path.is_file():
+            return None  # the tool made no mask for this item (e.g. a nucleus tile): not scored
+        mask = read_label(path)
+        if mask.shape != tuple(shape):
+            raise InputError(f"{path} is {mask.shape[1]}x{mask.shape[0]}, its image {shape[1]}x{shape[0]}")
+        return (mask > 0).astype(np.uint8)  # class 1 = lipid droplet
+
+    def label(image: np.ndarray, mpp: float) -> np.ndarray:
+        raise InputError(f"masks:{root} only scores evaluation-set items by name")
+
+    return Segmenter(root.name, None, label, {"kind": "masks made by another tool", "folder": root.name}, by_name)
 
 
 def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | None = None, overlap: int = 128,
@@ -109,6 +150,8 @@ def load_segmenter(model: str | None, device: str = "auto", **kwargs) -> Segment
 
     if model == CLASSICAL:
         return classical_segmenter()
+    if model is not None and model.startswith("masks:"):
+        return mask_folder_segmenter(model[len("masks:"):])
     if model is None:
         try:
             find_checkpoint("liver-hne")
@@ -137,21 +180,34 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
     per_item, started = [], time.perf_counter()
     for item in items:
         image = read_rgb(item["image"])
-        mask = read_label(item["mask"]) > 0
-        if mask.shape != image.shape[:2]:
+        truth = read_label(item["mask"])
+        if truth.shape != image.shape[:2]:
             raise InputError(f"mask {item['mask']} is not the size of image {item['image']}")
-        labels = segmenter.label(image, float(item["mpp"]))
-        overlap = binary_overlap(np.isin(labels, item["positive"]), mask)
-        per_item.append({"name": item["name"], "kind": item["kind"], **overlap})
+        labels = segmenter.label_item(item["name"], image, float(item["mpp"]))
+        if labels is None:
+            continue
+        predicted = np.isin(labels, item["positive"])
+        if item["kind"].startswith("droplets"):
+            overlap = tile_measures(image, predicted, truth, float(item["mpp"]), counts=item["kind"] == "droplets")
+        else:
+            overlap = binary_overlap(predicted, truth > 0)
+        source = item.get("source", item["kind"])
+        per_item.append({"name": item["name"], "kind": item["kind"], "source": source, **overlap})
         log(f"{segmenter.name}: {item['name']} {item['kind']} IoU {_fmt(overlap['iou'])} Dice {_fmt(overlap['dice'])}")
     by_kind = {}
     for kind in sorted({p["kind"] for p in per_item}):
         pooled = pooled_overlap(p for p in per_item if p["kind"] == kind)
         by_kind[kind] = {**pooled, "tiles": sum(p["kind"] == kind for p in per_item),
                          "iou": _round(pooled["iou"]), "dice": _round(pooled["dice"])}
+    by_source = {f"{source} ({kind})": summarise_tiles(p for p in per_item if p["source"] == source and p["kind"] == kind)
+                 for source, kind in sorted({(p["source"], p["kind"]) for p in per_item})}
     for p in per_item:
         p["iou"], p["dice"] = _round(p["iou"]), _round(p["dice"])
-    return {"by_kind": by_kind, "items": per_item, "seconds": round(time.perf_counter() - started, 1)}
+        for key in ("steatosis_pct_pred", "steatosis_pct_truth"):
+            if p.get(key) is not None:
+                p[key] = round(float(p[key]), 3)
+    return {"by_kind": by_kind, "by_source": by_source, "items": per_item,
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def _round(value: float | None) -> float | None:

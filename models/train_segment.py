@@ -62,6 +62,7 @@ class SegmentTrainConfig:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     seed: int = 0
+    class_weights: tuple[float, ...] | None = None
     amp: bool = True
     threads: int | None = None
 
@@ -72,6 +73,7 @@ class SegmentTrainConfig:
         data = dataclasses.asdict(self)
         data["scale_range"] = list(self.scale_range)
         data["mean"], data["std"] = list(self.mean), list(self.std)
+        data["class_weights"] = None if self.class_weights is None else list(self.class_weights)
         return data
 
 
@@ -96,19 +98,22 @@ def poly_lr(base: float, iteration: int, iterations: int, power: float = 0.9) ->
     return base * (1.0 - min(iteration, iterations) / iterations) ** power
 
 
-def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                         weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean cross-entropy over the labelled pixels.
 
     Parameters
     ----------
     logits : (N, C, H, W) float. labels : (N, H, W) int64 class ids, ``ignore_index`` = unlabelled.
+    weight : optional (C,) float per-class weights (a rare class counts more); the sum is divided
+        by the labelled pixel count, not by the summed weights, so weights of 1 give the plain mean.
 
     Returns
     -------
     Scalar tensor; 0 (with a gradient path) when every pixel is ignored, where
     ``F.cross_entropy(reduction="mean")`` would return NaN.
     """
-    total = F.cross_entropy(logits.float(), labels, ignore_index=ignore_index, reduction="sum")
+    total = F.cross_entropy(logits.float(), labels, weight=weight, ignore_index=ignore_index, reduction="sum")
     count = (labels != ignore_index).sum().clamp(min=1)
     return total / count
 
@@ -177,7 +182,9 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
                        state_path: str | os.PathLike, device: str = "cpu",
                        init: Callable[[torch.nn.Module], None] | None = None,
                        log: Callable[[str], None] = print, log_every: int = 10, save_every: int = 200,
-                       stop: Callable[[], bool] | None = None) -> TrainResult:
+                       stop: Callable[[], bool] | None = None,
+                       snapshot: Callable[[torch.nn.Module, int], None] | None = None,
+                       snapshot_every: int = 0) -> TrainResult:
     """Train (or resume training) a segmentation model.
 
     Parameters
@@ -193,6 +200,8 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
     log : receives the progress lines (``iter 120/2000 loss 0.8123 lr 9.47e-03 3.1 img/s eta 9m``).
     log_every, save_every : iterations between progress lines / state saves.
     stop : polled every iteration; when it returns True the state is saved and training stops.
+    snapshot, snapshot_every : ``snapshot(model, iteration)`` is called every ``snapshot_every``
+        iterations (0 = never), e.g. to keep weights for choosing the iteration on a validation set.
 
     Returns
     -------
@@ -227,6 +236,8 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
         init(model)
     resumed_from = iteration
     sampler = CropSampler(samples, config.crop_size, config.augment(), rng)
+    weight = None if config.class_weights is None else torch.tensor(config.class_weights, dtype=torch.float32,
+                                                                     device=device)
 
     def save() -> None:
         meta = {"iteration": iteration, "history": history, "seconds": seconds, "config": config.as_dict(),
@@ -249,7 +260,7 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
         y = torch.from_numpy(labels).to(device).long()
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
             logits = model(x)
-        loss = masked_cross_entropy(logits, y)
+        loss = masked_cross_entropy(logits, y, weight=weight)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
@@ -273,6 +284,10 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
             window_loss, window_images, window_start = 0.0, 0, time.perf_counter()
         if iteration % save_every == 0:
             save()
+        if snapshot is not None and snapshot_every and iteration % snapshot_every == 0:
+            model.eval()
+            snapshot(model, iteration)
+            model.train()
     save()
     model = model.float().cpu().eval()
     return TrainResult(model, iteration, history, seconds, device, resumed_from)

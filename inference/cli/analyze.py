@@ -45,6 +45,7 @@ def register(commands, train) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     from lobule.inference.analysis_service import analyze_to_folder
+    from lobule.inference.quality import describe
     from lobule.inference.quantify import QuantSettings
 
     from lobule.inference.cli.progress import TileProgress
@@ -64,6 +65,7 @@ def run_analyze(args: argparse.Namespace) -> int:
         total = (f"NAS-related sum {nas['grade']} (derived estimate)" if nas["grade"] is not None
                  else f"NAS-related sum {nas['note']}")
         print(f"{result.name}: tissue {result.tissue_area_mm2:.4f} mm^2; {grades}; {total}")
+    print(describe(outcome.quality))
     print(f"wrote {outcome.out}/summary.json, regions.csv, classes.geojson, labels.tif")
     return 0
 

@@ -13,6 +13,10 @@ Evaluate on real masks (several models side by side)::
 
     lobule segment --evaluate DATA/heldout.json --model liver-hne --model classical --out DIR
 
+prints, per held-out source, pooled Dice, per-tile Dice mean +- sd, absolute droplet-count error
+and steatosis-% error (:mod:`lobule.inference.steatosis_eval`); ``--model masks:DIR`` scores
+masks another tool wrote (``benchmarks/liverquant_masks.py``).
+
 Build training folders from ../shared/data, then train::
 
     lobule train segment DATA --prepare ../shared/data
@@ -46,7 +50,8 @@ def register(commands, train) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE", help="PNG / JPEG / TIFF images (RGB)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument("--model", action="append", metavar="NAME_OR_CARD",
-                   help="installed model name, card path, or 'classical' (colour-phase labeller); default liver-hne; "
+                   help="installed model name, card path, 'classical' (colour-phase labeller), or masks:DIR "
+                        "(DIR/<item name>.png masks made by another tool, with --evaluate); default liver-hne; "
                         "repeat with --evaluate to compare models")
     p.add_argument("--mpp", type=float, help="micrometres per pixel of the images (default: the model's own, 0.5)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
@@ -58,7 +63,8 @@ def register(commands, train) -> None:
     p.add_argument("--labels", metavar="LABEL_DIR", help="compare with LABEL_DIR/<stem>.png class-id maps (255 ignored)")
     p.add_argument("--evaluate", metavar="SET_JSON",
                    help="evaluation set (heldout.json from `lobule train segment --prepare`): IoU / Dice of each "
-                        "--model against its real masks; writes OUT/metrics.json")
+                        "--model against its real masks, per source: pooled and per-tile Dice, droplet count "
+                        "error, steatosis-%% error; writes OUT/metrics.json")
     p.set_defaults(func=run_segment)
 
     t = train.add_parser(
@@ -88,6 +94,8 @@ def register(commands, train) -> None:
     t.add_argument("--scale", type=float, nargs=2, default=(0.75, 1.25), metavar=("MIN", "MAX"),
                    help="random zoom range (default 0.75 1.25)")
     t.add_argument("--hed-sigma", type=float, default=0.05, help="HED stain jitter strength (default 0.05; 0 = off)")
+    t.add_argument("--class-weight", action="append", default=[], metavar="ID=W",
+                   help="weight of class ID in the loss (default 1 for every class), e.g. --class-weight 1=3")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")
@@ -98,6 +106,11 @@ def register(commands, train) -> None:
     t.add_argument("--compare", action="append", default=[], metavar="MODEL",
                    help="also evaluate this model (card or 'classical') on the held-out set, for the card")
     t.add_argument("--note", action="append", default=[], help="a line for the card's training notes")
+    t.add_argument("--snapshot-every", type=int, metavar="N",
+                   help="keep the weights every N iterations in WORK/snapshots (for --select-on)")
+    t.add_argument("--select-on", metavar="SET_JSON",
+                   help="validation set (val.json from --prepare): ship the snapshot with the best pooled "
+                        "lipid-droplet Dice on it instead of the last iteration (never give the test set here)")
     t.add_argument("--log-every", type=int, default=10)
     t.add_argument("--save-every", type=int, default=100)
     t.set_defaults(func=run_train, command_prefix="lobule train segment", parser=t)
@@ -266,13 +279,25 @@ def evaluate_models(models, items, device: str, tiling: dict, log=print) -> dict
 
 
 def print_comparison(results: dict) -> None:
-    """One line per model and kind: pooled IoU and Dice."""
-    print(f"{'model':<28}{'kind':<18}{'tiles':>6}{'IoU':>8}{'Dice':>8}")
-    for name, result in results.items():
-        for kind, row in result["by_kind"].items():
-            iou = "n/a" if row["iou"] is None else f"{row['iou']:.3f}"
-            dice = "n/a" if row["dice"] is None else f"{row['dice']:.3f}"
-            print(f"{name:<28}{kind:<18}{row['tiles']:>6}{iou:>8}{dice:>8}")
+    """One line per source and model: pooled Dice, per-tile Dice mean +- sd, mean absolute count
+    error and steatosis-% error (percentage points; lipid-droplet sources with complete masks)."""
+    print(f"{'source (kind)':<38}{'model':<22}{'tiles':>6}{'Dice':>8}{'tile Dice':>16}{'count err':>11}"
+          f"{'steat% err':>11}{'truth %':>9}")
+    keys = sorted({key for result in results.values() for key in result.get("by_source", {})})
+    for key in keys:
+        for name, result in results.items():
+            row = result.get("by_source", {}).get(key)
+            if row is None:
+                continue
+            spread = "n/a" if row["dice_mean"] is None else (
+                f"{row['dice_mean']:.3f}" + ("" if row["dice_sd"] is None else f" +- {row['dice_sd']:.3f}"))
+            print(f"{key:<38}{name[:21]:<22}{row['tiles']:>6}{_num(row['dice'], 3):>8}{spread:>16}"
+                  f"{_num(row['count_abs_error'], 1):>11}{_num(row['steatosis_pct_abs_error'], 2):>11}"
+                  f"{_num(row['steatosis_pct_truth_mean'], 2):>9}")
+
+
+def _num(value, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -31,6 +31,23 @@ def _parse_arguments(args) -> dict[str, Any]:
     return arguments
 
 
+def _class_weights(items: list[str], num_classes: int) -> tuple[float, ...] | None:
+    """``--class-weight ID=W`` values -> per-class loss weights (1 where not given), or None."""
+    if not items:
+        return None
+    weights = [1.0] * num_classes
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            class_id, weight = int(key), float(value)
+        except ValueError:
+            raise InputError(f"--class-weight needs ID=WEIGHT, not {item!r}") from None
+        if not sep or not 0 <= class_id < num_classes or not weight > 0:
+            raise InputError(f"--class-weight {item!r}: class id 0-{num_classes - 1} and a positive weight")
+        weights[class_id] = weight
+    return tuple(weights)
+
+
 def _train_folder(data: Path) -> Path:
     return data / "train" if (data / "train" / "images").is_dir() else data
 
@@ -49,7 +66,6 @@ def train_from_args(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = _train_folder(data)
     samples = read_split(folder)
-    index = _read_json(data / "index.json")
     heldout_path = Path(args.heldout) if args.heldout else (data / "heldout.json")
     heldout = read_evalset(heldout_path) if (args.heldout or heldout_path.is_file()) else None
     device = select_device(args.device)
@@ -57,7 +73,7 @@ def train_from_args(args) -> int:
         arch=args.arch, arguments=_parse_arguments(args), iterations=args.iterations, batch_size=args.batch,
         crop_size=args.crop, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         scale_range=tuple(args.scale), hed_sigma=args.hed_sigma, seed=args.seed, amp=not args.no_amp,
-        threads=args.threads)
+        threads=args.threads, class_weights=_class_weights(args.class_weight, _parse_arguments(args)["num_classes"]))
     lineage: dict[str, Any] = {}
     if args.backbone:
         backbone_card = read_card(find_checkpoint(args.backbone))
@@ -84,11 +100,31 @@ def train_from_args(args) -> int:
     print(f"training {config.arch} {config.arguments} on {len(samples)} images from {folder} "
           f"({device}, {config.iterations} iterations, batch {config.batch_size}, crop {config.crop_size})", flush=True)
     state_path = work / "state.safetensors"
+    snapshots = work / "snapshots"
+    if args.snapshot_every:
+        snapshots.mkdir(exist_ok=True)
+    model_mpp = float(_read_json(data / "index.json").get("model_mpp", args.model_mpp))
+
+    def snapshot(model, iteration: int) -> None:
+        name = f"{args.name or out.stem}-iter{iteration}"
+        save_checkpoint(model, _input_card(name, config, model, model_mpp), snapshots / f"{name}.json",
+                        dtype="float32")
+
     result = train_segmentation(config, [(img, lab) for _, img, lab in samples], state_path, device=device,
                                 init=init, log=lambda line: print(line, flush=True), log_every=args.log_every,
-                                save_every=args.save_every)
+                                save_every=args.save_every, snapshot=snapshot if args.snapshot_every else None,
+                                snapshot_every=args.snapshot_every or 0)
     if result.iterations < config.iterations:
         return 130
+    index = _read_json(data / "index.json")  # read now: --prepare may have finished while this trained
+    if args.select_on:
+        from lobule.inference.cli.segment_select import select_snapshot
+
+        name = f"{args.name or out.stem}-iter{result.iterations}"
+        if not (snapshots / f"{name}.json").is_file():
+            snapshot(result.model, result.iterations)
+        lineage["selection"] = select_snapshot(result.model, snapshots, read_evalset(args.select_on),
+                                               Path(args.select_on), device)
     from lobule.inference.cli.segment import command_line
 
     command = command_line(args)
@@ -112,8 +148,9 @@ def train_from_args(args) -> int:
             "summary": _summary(results[card["name"]] if card["name"] in results else next(iter(results.values())),
                                 heldout),
             "comparison": {name: _summary(r, heldout, brief=True) for name, r in results.items()},
+            "by_source": {name: r["by_source"] for name, r in results.items()},
             "heldout": {
-                "evaluation_set": str(heldout_path.resolve()),
+                "evaluation_set": heldout_path.name,
                 "tiles": [{"name": i["name"], "kind": i["kind"], "mpp": i["mpp"]} for i in heldout],
                 "definition": "pooled over the held-out tiles at their source resolution: lipid droplets = class 1 "
                               "vs the real droplet mask; nuclei = classes 2+3 together vs the real nucleus mask "
@@ -130,15 +167,13 @@ def train_from_args(args) -> int:
 def _card(args, config, result, samples, index, heldout_path, commands, lineage, previous, device) -> dict:
     import torch
 
-    from lobule.resources.classes import class_table_json
-
     model_mpp = float((index or {}).get("model_mpp", args.model_mpp))
     trained_on = [{"name": name, "size": [int(img.shape[1]), int(img.shape[0])]} for name, img, _ in samples]
     sources = None
     if index:
         sources = {
             "prepared_by": index.get("command"),
-            "shared_data": index.get("data_dir"),
+            "shared_data": "../shared/data",
             "source_mpp": index.get("source_mpp"),
             "label_rules": index.get("label_rules"),
             "heldout_prefixes": index.get("heldout_prefixes"),
@@ -158,16 +193,10 @@ def _card(args, config, result, samples, index, heldout_path, commands, lineage,
         compute["gpu"] = torch.cuda.get_device_name(0)
     lineage = dict(previous.get("lineage") or {}, **lineage)
     return {
-        "name": args.name or Path(args.out).stem,
-        "task": TASK,
-        "architecture": config.arch,
-        "arguments": dict(result.model.arguments) if hasattr(result.model, "arguments") else config.arguments,
-        "classes": class_table_json(),
-        "input": {"mpp": model_mpp, "tile_size": 512, "channels": 3,
-                  "normalisation": {"mean": list(config.mean), "std": list(config.std)}},
+        **_input_card(args.name or Path(args.out).stem, config, result.model, model_mpp),
         "training": {
-            "data": {"folder": str(_train_folder(Path(args.data)).resolve()), "images": trained_on,
-                     "sources": sources, "heldout_set": str(heldout_path.resolve()) if heldout_path else None},
+            "data": {"folder": _train_folder(Path(args.data)).name, "images": trained_on,
+                     "sources": sources, "heldout_set": heldout_path.name if heldout_path else None},
             "commands": commands,
             "config": config.as_dict(),
             "compute": compute,
@@ -175,6 +204,21 @@ def _card(args, config, result, samples, index, heldout_path, commands, lineage,
             "notes": list(args.note),
         },
         "lineage": lineage,
+    }
+
+
+def _input_card(name: str, config, model, model_mpp: float) -> dict:
+    """The fields a checkpoint needs to be loaded and run (architecture, classes, input)."""
+    from lobule.resources.classes import class_table_json
+
+    return {
+        "name": name,
+        "task": TASK,
+        "architecture": config.arch,
+        "arguments": dict(model.arguments) if hasattr(model, "arguments") else config.arguments,
+        "classes": class_table_json(),
+        "input": {"mpp": model_mpp, "tile_size": 512, "channels": 3,
+                  "normalisation": {"mean": list(config.mean), "std": list(config.std)}},
     }
 
 

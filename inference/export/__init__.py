@@ -20,7 +20,7 @@ EXPORT_FILES = ("summary.json", "regions.csv", "classes.geojson", "labels.tif")
 
 
 def export_analysis(out, *, store, regions, results, settings, slide: dict, model: dict, tissue=None,
-                    run: dict | None = None, cancel=None) -> Path:
+                    run: dict | None = None, cancel=None, quality: dict | None = None) -> Path:
     """Write the four export files into ``out`` atomically (see :mod:`.publish`).
 
     Parameters
@@ -28,7 +28,8 @@ def export_analysis(out, *, store, regions, results, settings, slide: dict, mode
     out : the export folder (created if missing).
     store : LabelStore; regions, results : same-length lists of Region / RegionResult;
     settings : QuantSettings; slide, model : identity dicts; tissue : TissueMask or None;
-    run : inference timings; cancel : callable, checked between files (raises ``Cancelled``).
+    run : inference timings; cancel : callable, checked between files (raises ``Cancelled``);
+    quality : the slide's quality-control block (:func:`lobule.inference.quality.slide_quality`).
 
     Returns
     -------
@@ -49,6 +50,7 @@ def export_analysis(out, *, store, regions, results, settings, slide: dict, mode
     out = Path(out)
     summary = build_summary(slide=slide, model=model, store=store, tissue=tissue, regions=regions,
                             results=results, settings=settings, run=run, version=version())
+    summary["quality"] = quality
     summary["files"] = list(EXPORT_FILES)
     with staged_output(out) as tmp:
         with open(tmp / "summary.json", "w", encoding="utf-8") as handle:

@@ -4,7 +4,8 @@ The map is read window by window (whole chunks of the label store, about 2048 px
 window is masked by the region (pixel centres inside the geometry), class pixels are counted
 with ``np.bincount`` and objects (lipid droplets, nuclei, hydropic areas) are labelled with
 OpenCV and merged across window borders (:class:`ChunkedComponents`), so an object crossing a
-chunk border is one object. Inflammatory foci are single-linkage clusters of inflammatory-nucleus
+chunk border is one object; touching lipid droplets are first cut apart by a distance-transform
+watershed (:mod:`lobule.inference.quantify.droplet_split`). Inflammatory foci are single-linkage clusters of inflammatory-nucleus
 centroids (scipy ``cKDTree.query_pairs`` + ``connected_components``). No per-pixel Python loops.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from lobule.inference.quantify.components import ChunkedComponents
+from lobule.inference.quantify.droplet_split import split_touching
 from lobule.inference.quantify.grades import (
     NOT_GRADED,
     Grade,
@@ -138,6 +140,8 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
         cell = (row[y], column[x])
         for class_id, components in objects.items():
             mask = (labels == class_id) & inside
+            if class_id == STEATOSIS:  # touching vacuoles are separate droplets (droplet_split)
+                mask = split_touching(mask, mpp)
             values = _inscribed_radius(mask) if class_id == HYDROPIC and mask.any() else None
             components.add(cell, (x, y), mask, values)
         if on_progress is not None:

@@ -125,7 +125,9 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path):
 
 def test_bundled_liver_hne_finds_droplets_on_a_held_out_tile(shared_data):
     """The shipped checkpoint on a tile it never saw (slide 173 is held out): measured droplet IoU
-    0.872 at the assumed 0.25 um/px (card metrics); floor 0.80."""
+    0.687 at the assumed 0.25 um/px (card metrics; the previous weights, trained on 8 droplet tiles
+    of ISBI and DELINEATE only, measured 0.872 here but 0.018 Dice on unseen Polito patients);
+    floor 0.60."""
     from lobule.inference.segdata import read_rgb
     from lobule.inference.segmenter import load_segmenter
     from lobule.models.metrics import binary_overlap
@@ -134,6 +136,7 @@ def test_bundled_liver_hne_finds_droplets_on_a_held_out_tile(shared_data):
     segmenter = load_segmenter("liver-hne", device="cpu")
     labels = segmenter.label(read_rgb(folder / "image.png"), 0.25)
     assert labels.shape == (1024, 1024) and labels.max() <= 6
-    assert binary_overlap(labels == 1, read_label(folder / "droplets.png") > 0)["iou"] >= 0.80
+    assert binary_overlap(labels == 1, read_label(folder / "droplets.png") > 0)["iou"] >= 0.60
     card = json.loads(Path(segmenter.info["card"]).read_text())
-    assert set(card["metrics"]["comparison"]) == {"liver-hne", "liver-hne-plain", "classical"}
+    assert set(card["metrics"]["comparison"]) == {"liver-hne", "liver-hne-previous", "classical", "liverquant"}
+    assert card["metrics"]["by_source"]["liver-hne"]["steatosis_polito (droplets)"]["tiles"] == 59

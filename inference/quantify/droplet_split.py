@@ -1,0 +1,73 @@
+"""Separate touching lipid droplets before they are counted.
+
+Two vacuoles that touch form one connected component of the lipid-droplet class; counted as
+components they would be one droplet, and one too large (a false macrovesicular droplet). The
+classic separation of touching round objects is a watershed on the distance transform, one
+basin per regional maximum of the distance that stands at least ``h`` above its saddle
+(h-maxima markers; Soille, "Morphological Image Analysis", 2003, ch. 9). Pixels where two
+basins meet are cleared, so an 8-connected labelling of the result gives one component per
+droplet and the cut is at most two pixels wide (area measures use the class pixel counts, not
+the components, so steatosis percentages do not change).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+#: height (um) a distance-transform maximum must stand above its saddle to start its own droplet
+DEFAULT_H_UM = 1.0
+
+
+def split_touching(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> np.ndarray:
+    """Cut touching droplets apart.
+
+    Parameters
+    ----------
+    mask : (H, W) bool lipid-droplet pixels.
+    mpp : micrometres per pixel of ``mask``.
+    h_um : marker height in micrometres (see the module docstring).
+
+    Returns
+    -------
+    (H, W) bool: ``mask`` without the pixels on the watershed lines between droplets.
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 2-D or ``mpp`` is not positive.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
+    if not np.isfinite(mpp) or mpp <= 0:
+        raise ValueError(f"mpp must be positive, not {mpp}")
+    if not mask.any():
+        return mask.copy()
+    distance = ndi.distance_transform_edt(mask)
+    h = max(1.0, h_um / mpp)
+    markers, count = ndi.label(h_maxima(distance, h))
+    if count <= 1:
+        return mask.copy()
+    basins = watershed(-distance, markers, mask=mask)
+    own = basins.astype(np.int32)
+    highest = ndi.maximum_filter(own, size=3)
+    lowest = ndi.minimum_filter(np.where(own == 0, count + 1, own), size=3)
+    shared = mask & ((highest > own) | (lowest < own))
+    return mask & ~shared
+
+
+def count_droplets(mask: np.ndarray, mpp: float, min_diameter_um: float = 1.0, h_um: float = DEFAULT_H_UM) -> int:
+    """Number of droplets in a lipid-droplet mask after :func:`split_touching`: 8-connected
+    components whose equivalent diameter (measured after the cut) is at
+    least ``min_diameter_um``. (H, W) bool -> int."""
+    import cv2
+
+    split = split_touching(mask, mpp, h_um)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(split.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return 0
+    diameters = 2.0 * np.sqrt(stats[1:, cv2.CC_STAT_AREA] * mpp * mpp / np.pi)
+    return int(np.count_nonzero(diameters >= min_diameter_um))
