@@ -7,10 +7,12 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -72,7 +74,7 @@ def _start_node(args: list[str], temp: Path, env: dict, address: str, count: int
                 return
             time.sleep(2)
         _stop(process)
-    pytest.fail(f"Ray node {count} did not start at {address}: {log.read_text()[-2000:]}")
+    pytest.fail(f"Ray node {count} did not start at {address}: {log.read_text(errors='replace')[-2000:]}")
 
 
 @pytest.mark.slow
@@ -86,11 +88,12 @@ def test_two_node_cluster_same_outputs(first_run, cohort_dir, tmp_path):
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     env.pop("RAY_ADDRESS", None)
     nodes = []
+    short = Path(tempfile.mkdtemp(prefix="lbray", dir="/tmp"))  # Ray's socket paths must stay under 108 bytes
     try:
         head = ["--head", "--port", str(port), "--node-ip-address", "127.0.0.1", "--include-dashboard=false"]
-        _start_node(head, tmp_path / "head", env, address, 1, nodes)
+        _start_node(head, short / "h", env, address, 1, nodes)
         second = ["--address", address, "--node-ip-address", "127.0.0.1"]
-        _start_node(second, tmp_path / "node2", env, address, 2, nodes)
+        _start_node(second, short / "n", env, address, 2, nodes)
         out = tmp_path / "results"
         done = subprocess.run([sys.executable, str(HERE / "cluster_driver.py"), address, str(cohort_dir), str(out)],
                               capture_output=True, text=True, env=env, timeout=300)
@@ -99,6 +102,7 @@ def test_two_node_cluster_same_outputs(first_run, cohort_dir, tmp_path):
     finally:
         for process in reversed(nodes):
             _stop(process)
+        shutil.rmtree(short, ignore_errors=True)
     assert (run["analysed"], run["failed"], run["workers"]) == (3, 2, 2)
     assert len(run["nodes"]) == 2  # one worker on each node
     reference, snapshot = first_run
