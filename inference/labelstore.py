@@ -44,7 +44,7 @@ _MIN_LEVEL_SIDE = 256
 
 # --- where stores live -------------------------------------------------------------------------
 def slide_fingerprint(path: str | os.PathLike) -> str:
-    """sha256 of the slide's first MiB (NAS.md: what an export must carry); for a slide stored
+    """sha256 of the slide's first MiB (docs/nas.md: what an export must carry); for a slide stored
     as a folder (DICOM-WSI), of its sorted listing of names and sizes."""
     from lobule.models.checkpoint import sha256_file
 

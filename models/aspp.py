@@ -1,9 +1,9 @@
 """Atrous Spatial Pyramid Pooling with optional deformable atrous branches.
 
-ASPP as in DeepLabv3 (Chen et al. 2017, section 3.3) and the seed paper (section 3.3): a 1x1
+ASPP as in DeepLabv3 (Chen et al. 2017, section 3.3) and the liver paper (section 3.3): a 1x1
 conv, three 3x3 atrous convs (rates 6, 12, 18 at output stride 16), and an image-level branch
 (global average pooling, 1x1 conv, broadcast back); the five outputs are concatenated and fused
-by a 1x1 conv to 256 channels. The seed paper integrates modulated deformable convolution
+by a 1x1 conv to 256 channels. The liver paper integrates modulated deformable convolution
 (DCNv2, :mod:`lobule.models.deform_conv`) into ASPP without saying which convs; here any subset of
 the atrous 3x3 branches can be deformable (``deformable_rates``). A deformable branch keeps its
 atrous rate as the dilation of its regular grid, so at initialisation (zero offsets) it samples

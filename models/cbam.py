@@ -1,7 +1,7 @@
 """CBAM, the Convolutional Block Attention Module (Woo et al., ECCV 2018), as Enhance LadderNet
-uses it (MODELS.md section 2; seed 004, section 1.1).
+uses it (docs/models.md, section 2; the Enhance LadderNet paper, section 1.1).
 
-The seed paper describes the channel attention as global average pooling followed by two
+The Enhance LadderNet paper describes the channel attention as global average pooling followed by two
 fully connected layers (no max-pool branch, unlike the original CBAM), and calls the spatial
 attention "max pooling and two fully connected layers" without giving sizes. The spatial part
 here is the original CBAM's: channel-wise mean and max maps, concatenated, a 7x7 conv and a
@@ -19,7 +19,7 @@ class ChannelAttention(nn.Module):
     Parameters
     ----------
     channels : number of input channels C.
-    reduction : reduction ratio r; the hidden FC width is ``max(1, C // r)`` (seed 004: r = 8).
+    reduction : reduction ratio r; the hidden FC width is ``max(1, C // r)`` (the Enhance LadderNet paper: r = 8).
 
     Shapes: (N, C, H, W) float -> (N, C, H, W).
     """
@@ -59,7 +59,7 @@ class CBAM(nn.Module):
     Parameters
     ----------
     channels : number of input channels.
-    reduction : channel-attention reduction ratio (seed 004 table 2: 4 / 8 / 16; 8 was best).
+    reduction : channel-attention reduction ratio (the Enhance LadderNet paper table 2: 4 / 8 / 16; 8 was best).
 
     Shapes: (N, C, H, W) float -> (N, C, H, W).
     """

@@ -1,6 +1,6 @@
 """Checkpoints: a weights file ``NAME.safetensors`` and its card ``NAME.json``.
 
-The card (ARCHITECTURE.md, "Models and checkpoints") is a JSON object::
+The card (docs/architecture.md, "Models and checkpoints") is a JSON object::
 
     {
       "format": "lobule-checkpoint/1",

@@ -1,9 +1,9 @@
-"""DeepLabv3+ and the seed paper's deformable DeepLabv3+ for seven-class liver H&E segmentation.
+"""DeepLabv3+ and the liver paper's deformable DeepLabv3+ for seven-class liver H&E segmentation.
 
 Registry names:
 
-- ``"deformable_deeplabv3plus"`` (:class:`DeformableDeepLabV3Plus`): the seed paper's model
-  (MODELS.md section 1): ResNet stages 1-4 at output stride 16, ASPP with DCNv2 branches,
+- ``"deformable_deeplabv3plus"`` (:class:`DeformableDeepLabV3Plus`): the liver paper's model
+  (docs/models.md, section 1): ResNet stages 1-4 at output stride 16, ASPP with DCNv2 branches,
   DeepLabv3+ decoder.
 - ``"deeplabv3plus"`` (:class:`DeepLabV3Plus`): the same network with ordinary atrous convs, the
   paper's baseline (Chen et al., "Encoder-Decoder with Atrous Separable Convolution", ECCV 2018).
@@ -15,7 +15,7 @@ Layout (input 512x512 RGB in the paper)::
           -> two 3x3 convs (256 ch) -> 1x1 classifier -> stride-4 logits
           -> learned x2 upsampling (transposed conv, bilinear init) -> bilinear to input size
 
-Choices where the paper is silent (documented as MODELS.md asks):
+Choices where the paper is silent (documented as docs/models.md asks):
 
 - Deformable branches, default the three 3x3 atrous branches (rates 6, 12, 18): they are the
   only ASPP convs with a spatial sampling grid to deform (a deformable 1x1 conv could only
@@ -168,7 +168,7 @@ class DeepLabV3Plus(nn.Module):
 
 @register_model("deformable_deeplabv3plus")
 class DeformableDeepLabV3Plus(DeepLabV3Plus):
-    """The seed paper's model: :class:`DeepLabV3Plus` with DCNv2 atrous branches in ASPP.
+    """The liver paper's model: :class:`DeepLabV3Plus` with DCNv2 atrous branches in ASPP.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Modulated deformable convolution (DCNv2) in plain PyTorch.
 
 Zhu, Hu, Lin, Dai, "Deformable ConvNets v2: More Deformable, Better Results", CVPR 2019, eq. (3);
-the seed paper's eq. (5):
+the liver paper's eq. (5):
 
     y(p) = sum_{k=1..K} w_k * x(p + p_k + dp_k) * dm_k
 

@@ -4,8 +4,8 @@ Both take one support image with a binary organ mask and a query image, and retu
 logits (background, organ) for the query. Images are single-channel slices repeated to 3
 channels, (B, 3, H, W); masks (B, H, W) in {0, 1}.
 
-DPCENet follows MODELS.md section 3 (Zu et al., "Dual-Perspective Collaborative Enhancement
-Network for few-shot medical image segmentation", Modeling and Simulation 2025, seed 001),
+DPCENet follows docs/models.md, section 3 (Zu et al., "Dual-Perspective Collaborative Enhancement
+Network for few-shot medical image segmentation", Modeling and Simulation 2025, the DPCENet paper),
 equation numbers of that paper:
 
 - shared encoder (ResNet, :mod:`lobule.models.resnet`), features of several stages, each
@@ -225,7 +225,7 @@ class _FewShotBase(nn.Module):
 # ---------------------------------------------------------------------------------------- DPCENet
 @register_model("dpcenet")
 class DPCENet(_FewShotBase):
-    """DPCENet (MODELS.md section 3; see the module docstring for the equations).
+    """DPCENet (docs/models.md, section 3; see the module docstring for the equations).
 
     Parameters
     ----------

@@ -1,5 +1,5 @@
 """LadderNet and Enhance LadderNet for capillary non-perfusion (CNP) segmentation in FFA
-(MODELS.md section 2; seed 004; LadderNet: Zhuang, arXiv:1810.07810).
+(docs/models.md, section 2; the Enhance LadderNet paper; LadderNet: Zhuang, arXiv:1810.07810).
 
 Both are two chained U-Nets ("a ladder") whose features are summed where they meet:
 
@@ -13,7 +13,7 @@ Both are two chained U-Nets ("a ladder") whose features are summed where they me
 
 The building block everywhere except the VGG encoder is the shared-weight residual block: one
 3x3 conv (stride 1) applied twice with dropout between, ``y = relu(x + W * drop(relu(W * x)))``,
-no batch normalisation (the seed paper removes it).
+no batch normalisation (the Enhance LadderNet paper removes it).
 
 Plain LadderNet (``"laddernet"``): the first encoder is made of shared residual blocks, each
 level followed by a 3x3 stride-2 conv that doubles the width (LadderNet's down-sampling).
@@ -80,7 +80,7 @@ class VGGBlock(nn.Module):
 
 
 def _up(in_channels: int, out_channels: int) -> nn.ConvTranspose2d:
-    """3x3 transposed conv, stride 2, padding 1 (seed 004); output padding 1 doubles H and W."""
+    """3x3 transposed conv, stride 2, padding 1 (the Enhance LadderNet paper); output padding 1 doubles H and W."""
     return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=3, stride=2, padding=1, output_padding=1)
 
 
@@ -183,7 +183,7 @@ class _Ladder(nn.Module):
 
         Parameters
         ----------
-        x : (N, in_channels, H, W) float, the preprocessed image (MODELS.md section 2), H and W
+        x : (N, in_channels, H, W) float, the preprocessed image (docs/models.md, section 2), H and W
             multiples of 16.
 
         Returns
@@ -216,7 +216,7 @@ class _Ladder(nn.Module):
 
 @register_model("laddernet")
 class LadderNet(_Ladder):
-    """Plain LadderNet (the seed paper's ablation baseline): both U-Nets built from shared
+    """Plain LadderNet (the Enhance LadderNet paper's ablation baseline): both U-Nets built from shared
     residual blocks.
 
     Parameters
@@ -237,7 +237,7 @@ class LadderNet(_Ladder):
 
 @register_model("enhance_laddernet")
 class EnhanceLadderNet(_Ladder):
-    """Enhance LadderNet (seed 004): VGG blocks and CBAM in the first U-Net's encoder.
+    """Enhance LadderNet (the Enhance LadderNet paper): VGG blocks and CBAM in the first U-Net's encoder.
 
     Parameters
     ----------

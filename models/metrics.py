@@ -1,6 +1,6 @@
 """Segmentation metrics: confusion matrix, per-class IoU and Dice, grouped binary overlap.
 
-Definitions (seed 000, equations 6-7; MODELS.md section 1):
+Definitions (the liver paper, equations 6-7; docs/models.md, section 1):
 
     IoU  = |A n B| / |A u B|          Dice = 2 |A n B| / (|A| + |B|)
 

@@ -1,4 +1,4 @@
-"""DINO pretraining of the ResNet backbone on unlabelled tiles (seed paper section 3.1, MODELS.md).
+"""DINO pretraining of the ResNet backbone on unlabelled tiles (liver paper section 3.1, docs/models.md).
 
 :class:`DinoTrainer` does one optimisation step at a time (multi-crop, student/teacher forward,
 loss, AdamW step with scheduled learning rate and weight decay, EMA teacher update);
@@ -295,7 +295,7 @@ def _write_card(trainer: DinoTrainer, out_card: str | os.PathLike, card_extra: d
     backbone = trainer.teacher.backbone
     extra = dict(card_extra or {})
     training = {
-        "method": "DINO self-distillation (Caron et al. 2021), teacher backbone; seed paper section 3.1",
+        "method": "DINO self-distillation (Caron et al. 2021), teacher backbone; liver paper section 3.1",
         "config": config.to_json(),
         "peak_lr": config.peak_lr,
         "steps_done": trainer.step,

@@ -1,4 +1,4 @@
-"""Training loop of the CNP models (MODELS.md section 2; seed 004, sections 1.2-1.3).
+"""Training loop of the CNP models (docs/models.md, section 2; the Enhance LadderNet paper, sections 1.2-1.3).
 
 Recipe of the paper: random 48x48 patches of the preprocessed images with random horizontal
 and vertical flips, Adam, lr 1e-5, batch 4, up to 200 epochs, early stop after 8 epochs without

@@ -1,6 +1,6 @@
 """Supervised training of a segmentation model on image / label-map pairs with an ignore label.
 
-The seed paper's fine-tuning recipe (seed 000, table 2; MODELS.md section 1) is the default:
+The liver paper's fine-tuning recipe (the liver paper, table 2; docs/models.md, section 1) is the default:
 100,000 iterations, SGD, learning rate 0.01, batch 32, 512x512 crops. Where the paper is silent
 we follow DeepLabv3+ (Chen et al. 2018): momentum 0.9, weight decay 1e-4, and the "poly" learning
 rate ``lr * (1 - iteration / iterations) ** 0.9``. Pixels labelled 255 (nobody labelled them)

@@ -1,7 +1,7 @@
-"""U-Net (Ronneberger, Fischer, Brox, MICCAI 2015), the seed paper's second baseline (table 3).
+"""U-Net (Ronneberger, Fischer, Brox, MICCAI 2015), the liver paper's second baseline (table 3).
 
 Registry name ``"unet"``. Ronneberger's layout with two changes that are now usual and that the
-seed paper does not contradict: padded 3x3 convs (output the size of the input, no cropping of
+liver paper does not contradict: padded 3x3 convs (output the size of the input, no cropping of
 skip connections) and batch normalisation after each conv. Encoder widths ``base_width * 2**i``
 for i = 0..depth (64 ... 1024 at the defaults), 2x2 max-pooling, 2x2 stride-2 transposed convs
 to upsample, skip connections by concatenation, a 1x1 classifier.

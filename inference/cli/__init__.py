@@ -1,4 +1,4 @@
-"""Back ends of the ``lobule`` command line (ARCHITECTURE.md, "Command line").
+"""Back ends of the ``lobule`` command line (docs/architecture.md, "Command line").
 
 Each module of this package registers its sub-commands with ``register(commands, train)``:
 ``commands`` is the top-level sub-parser set, ``train`` the set under ``lobule train``. A

@@ -1,5 +1,5 @@
 """``lobule ffa predict|evaluate`` and ``lobule train ffa``: capillary non-perfusion (CNP)
-segmentation of fundus fluorescein angiograms (MODELS.md section 2). torch and the image
+segmentation of fundus fluorescein angiograms (docs/models.md, section 2). torch and the image
 libraries are imported only when a command runs."""
 from __future__ import annotations
 

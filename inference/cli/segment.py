@@ -70,7 +70,7 @@ def register(commands, train) -> None:
     t = train.add_parser(
         "segment", help="train a segmentation model on images and label maps (resumable; writes a card)",
         description="Trains any registered segmentation architecture on DATA/train (or DATA itself): images/ and "
-                    "labels/ (uint8 class ids, 255 = ignore). Defaults are the seed paper's recipe (ResNet-50 "
+                    "labels/ (uint8 class ids, 255 = ignore). Defaults are the liver paper's recipe (ResNet-50 "
                     "deformable DeepLabv3+, SGD lr 0.01 poly, batch 32, 100k iterations, 512 crops). With "
                     "--prepare, builds DATA from ../shared/data instead and exits.")
     t.add_argument("data", metavar="DATA", help="training folder (DATA/train/{images,labels} or DATA/{images,labels})")

@@ -1,5 +1,5 @@
 """Back end of ``lobule train segment``: read the folders, train, evaluate on held-out real masks,
-write the checkpoint card (ARCHITECTURE.md "Models and checkpoints")."""
+write the checkpoint card (docs/architecture.md "Models and checkpoints")."""
 from __future__ import annotations
 
 import json

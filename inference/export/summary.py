@@ -1,4 +1,4 @@
-"""DIR/summary.json: everything NAS.md asks an export to carry, so a person can check it later.
+"""DIR/summary.json: everything docs/nas.md asks an export to carry, so a person can check it later.
 
 Slide file name and sha256 of its first MiB, the mpp used and whether the user supplied it, the
 model name and weights sha256, every threshold and setting (tissue detection, tiling,
@@ -21,7 +21,7 @@ DEFINITIONS = {
     "equivalent_diameter": "2 * sqrt(area / pi) of a connected component (8-connectivity)",
     "nuclei_estimate": "each nucleus-class component counts max(1, round(area / nucleus_area_um2)) nuclei",
     "field_200x": "field diameter = field_number_mm / objective_magnification mm; area = pi * (d / 2)^2",
-    "grades": "derived estimates from the class map (NAS.md); not validated against pathologists' scores",
+    "grades": "derived estimates from the class map (docs/nas.md); not validated against pathologists' scores",
     "per_field_grading": "foci and ballooned cells per 200x field, their grades and the NAS sum are given only "
                          "when the region holds at least settings.grading_min_tissue_mm2 of tissue; smaller "
                          "regions give counts and densities per mm^2 and 'not graded'",

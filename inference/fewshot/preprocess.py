@@ -3,7 +3,7 @@
 SSL-ALPNet (Ouyang et al. 2020) z-scores each MR volume; we do the same after clipping to the
 0.5th-99.5th percentiles (robust to a few hot voxels), and for CT (Hounsfield units) after
 clipping to the abdominal window [-125, 275] HU that SSL-ALPNet uses for CT. Slices are resized
-to the model's square input (bilinear), the grey level repeated to 3 channels (MODELS.md).
+to the model's square input (bilinear), the grey level repeated to 3 channels (docs/models.md).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FFA capillary non-perfusion (CNP) segmentation without a GUI (MODELS.md section 2).
+"""FFA capillary non-perfusion (CNP) segmentation without a GUI (docs/models.md, section 2).
 
 Modules, each about one thing:
 

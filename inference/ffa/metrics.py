@@ -1,4 +1,4 @@
-"""Pixel-wise metrics of a binary segmentation (seed 004, section 1.4, equations 2-5):
+"""Pixel-wise metrics of a binary segmentation (the Enhance LadderNet paper, section 1.4, equations 2-5):
 
 * accuracy    Acc = (TP + TN) / (TP + TN + FP + FN)
 * sensitivity Se  = TP / (TP + FN)       (recall)

@@ -1,5 +1,5 @@
 """Tiled inference: overlapping square tiles, predicted in batches, blended back into one
-full-size probability map (seed 004: 96x96 tiles at test time).
+full-size probability map (the Enhance LadderNet paper: 96x96 tiles at test time).
 
 Blending weights each tile's prediction by a separable Gaussian centred on the tile (sigma =
 tile / 8, MONAI's default "gaussian" mode), so the less reliable borders of a tile (zero padding of

@@ -1,5 +1,5 @@
-"""The seed paper's preprocessing (MODELS.md section 2): grayscale, CLAHE, gamma correction
-``out = (in + eps) ** gamma`` with gamma = 0.8 (seed 004, equation 1), plus the circular field
+"""The Enhance LadderNet paper's preprocessing (docs/models.md, section 2): grayscale, CLAHE, gamma correction
+``out = (in + eps) ** gamma`` with gamma = 0.8 (the Enhance LadderNet paper, equation 1), plus the circular field
 of view (FOV) of a fundus image.
 
 Choices where the paper is silent (ours, from the LadderNet / retina-unet code the paper builds
@@ -33,7 +33,7 @@ def clahe(gray8: np.ndarray) -> np.ndarray:
 
 
 def gamma_correct(image: np.ndarray, gamma: float = GAMMA, eps: float = EPS) -> np.ndarray:
-    """``clip((image + eps) ** gamma, 0, 1)`` for an image scaled to [0, 1] (seed 004, eq. 1).
+    """``clip((image + eps) ** gamma, 0, 1)`` for an image scaled to [0, 1] (the Enhance LadderNet paper, eq. 1).
 
     gamma < 1 raises mid-tones (0.5 -> 0.57 at gamma 0.8); 0 and 1 stay fixed points.
     Returns float32 of the same shape.

@@ -53,7 +53,7 @@ class FFATrainRequest:
 
 PAPER_RECIPE = {"base_width": 64, "reduction_ratio": 8, "lr": 1e-5, "batch_size": 4, "patch_size": 48,
                 "max_epochs": 200, "patience": 8}
-"""Seed 004's numbers (MODELS.md section 2); a card lists where a run departs from them."""
+"""The Enhance LadderNet paper's numbers (docs/models.md, section 2); a card lists where a run departs from them."""
 
 
 def deviations(request: FFATrainRequest, config) -> list[str]:

@@ -1,7 +1,7 @@
 """The classical colour-phase labeller: the seven liver classes without learning.
 
-It follows the seed paper's own definition of the classes by H&E colour phase (seed 000,
-section 4.1; MODELS.md section 1):
+It follows the liver paper's own definition of the classes by H&E colour phase (the liver paper,
+section 4.1; docs/models.md, section 1):
 
 - white phase: lipid droplets (class 1: round, closed, surrounded by tissue) versus background /
   lumen (class 0);

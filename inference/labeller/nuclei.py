@@ -2,7 +2,7 @@
 
 Nuclei are the haematoxylin-dense objects of the image. Inflammatory cells (lymphocytes and the
 like) have small, round, dark (hyperchromatic) nuclei and gather in clusters (lobular
-inflammation foci, NAS.md); hepatocyte nuclei are larger, paler and round with a visible
+inflammation foci, docs/nas.md); hepatocyte nuclei are larger, paler and round with a visible
 nucleolus. :func:`classify_nuclei` applies that rule to any instance map, so the same decision
 labels the labeller's own nuclei and real nucleus masks drawn by people (pseudo-labels for
 training, :mod:`lobule.inference.segdata`).

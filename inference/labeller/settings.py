@@ -56,7 +56,7 @@ class ColourPhaseSettings:
         above this quantile of all nuclei of the image (0.6) ...
     inflammatory_min_darkness : ... and above this absolute optical density.
     cluster_radius_um, cluster_min_neighbours : "clustered": at least this many other nuclei
-        centres within the radius (inflammatory foci; NAS.md uses 20 um for foci).
+        centres within the radius (inflammatory foci; docs/nas.md uses 20 um for foci).
 
     Red phase (class 4 parenchyma / class 5 hydropic, ballooning-like)
     ------------------------------------------------------------------
@@ -64,7 +64,7 @@ class ColourPhaseSettings:
     pale_ratio : a tissue pixel is pale where its smoothed optical density is below this share of
         the median tissue optical density of the image.
     hydropic_min_area_um2 : pale areas smaller than a hepatocyte are not ballooning (100 um^2,
-        NAS.md's default minimum for a ballooned cell).
+        docs/nas.md's default minimum for a ballooned cell).
 
     Other (class 6 heterochromatic, off-colour)
     -------------------------------------------

@@ -1,4 +1,4 @@
-"""NAS-related quantification of a class map per region (NAS.md).
+"""NAS-related quantification of a class map per region (docs/nas.md).
 
 ``quantify(store, region, settings)`` -> :class:`RegionResult` (class areas, lipid droplets,
 inflammatory foci, ballooning, derived grades); computed window by window with vectorised

@@ -1,4 +1,4 @@
-"""NAS-related grades derived from measured values (NAS.md; Kleiner et al., Hepatology 2005).
+"""NAS-related grades derived from measured values (docs/nas.md; Kleiner et al., Hepatology 2005).
 
 These are derived estimates, not a pathologist's score: the steatosis grade applies the NASH
 CRN bands to an area fraction, the lobular-inflammation grade applies the CRN bands to an

@@ -1,4 +1,4 @@
-"""Quantification of one region of a class map (NAS.md, "What Lobule measures").
+"""Quantification of one region of a class map (docs/nas.md, "What Lobule measures").
 
 The map is read window by window (whole chunks of the label store, about 2048 px wide); each
 window is masked by the region (pixel centres inside the geometry), class pixels are counted

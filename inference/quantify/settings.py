@@ -1,4 +1,4 @@
-"""Settings of the NAS-related quantification (NAS.md), every one stated in the exports."""
+"""Settings of the NAS-related quantification (docs/nas.md), every one stated in the exports."""
 from __future__ import annotations
 
 import math
@@ -18,7 +18,7 @@ class QuantSettings:
     droplet_min_diameter_um : lipid-droplet components with a smaller equivalent diameter are
         label noise and are not counted as droplets (their area still counts as steatosis).
     macro_threshold_um : a droplet with equivalent diameter >= this is macrovesicular (larger
-        than a nucleus, about 6-7 um; NAS.md), smaller ones microvesicular.
+        than a nucleus, about 6-7 um; docs/nas.md), smaller ones microvesicular.
     nucleus_area_um2 : nominal area of one nucleus; a nucleus-class component of area A counts as
         max(1, round(A / nucleus_area_um2)) nuclei (touching nuclei form one component).
     nucleus_min_area_um2 : nucleus-class components smaller than this are noise, not nuclei.

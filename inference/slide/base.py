@@ -1,6 +1,6 @@
 """The slide reader interface every backend implements.
 
-Conventions (ARCHITECTURE.md): locations are (x, y) in level-0 pixels, sizes are
+Conventions (docs/architecture.md): locations are (x, y) in level-0 pixels, sizes are
 (width, height), images are (H, W, 3) uint8 RGB. Readers are safe to call from several threads.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LadderNet and Enhance LadderNet as MODELS.md section 2 describes them."""
+"""LadderNet and Enhance LadderNet as docs/models.md, section 2 describes them."""
 from __future__ import annotations
 
 import pytest

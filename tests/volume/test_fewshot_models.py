@@ -1,4 +1,4 @@
-"""DPCENet and the ALPNet baseline: the maths of MODELS.md section 3, shapes, registry, training."""
+"""DPCENet and the ALPNet baseline: the maths of docs/models.md, section 3, shapes, registry, training."""
 from __future__ import annotations
 
 import json
