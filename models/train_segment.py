@@ -150,7 +150,7 @@ def to_input(images: np.ndarray, mean: Sequence[float], std: Sequence[float], de
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
     m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=device).view(1, 3, 1, 1)
-    return (x - m) / s
+    return ((x - m) / s).contiguous()  # NCHW: the permuted view would make the batch channels-last
 
 
 def build_model(config: SegmentTrainConfig) -> torch.nn.Module:

@@ -385,10 +385,12 @@ def build_forward(model, *, mean, std, tile_size: int, mpp: float, device: str =
                               "weights_sha256": key, "versions": _versions(name)}
                     if key:
                         _write_json(record_path, record)
-            except LobuleError as exc:
+            except Exception as exc:  # noqa: BLE001 - a fast path that cannot run here falls back
                 if runtime == "openvino":
-                    raise
-                reasons.append(f"{name} {precision}: {exc}")
+                    if isinstance(exc, LobuleError):
+                        raise
+                    raise LobuleError(f"runtime openvino cannot run here: {_last_line(exc)}") from exc
+                reasons.append(f"{name} {precision}: {_last_line(exc)}")
                 continue
             if record["passed"] or runtime == "torch-bf16":
                 provenance = {**base, **{k: record[k] for k in ("runtime", "precision", "pixels_changed_vs_fp32",
@@ -406,6 +408,12 @@ def build_forward(model, *, mean, std, tile_size: int, mpp: float, device: str =
     finally:
         if scratch is not None:
             scratch.cleanup()  # a compiled model keeps what it needs in memory
+
+
+def _last_line(exc: BaseException) -> str:
+    """The last non-empty line of an exception's text (OpenVINO's errors carry a C++ trace)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
 
 
 def _versions(name: str) -> dict:
