@@ -112,12 +112,12 @@ def compact_geometry(geometry, tolerance: float):
     """``geometry`` (Polygon or MultiPolygon, level-0 px) with outlines simplified within
     ``tolerance`` level-0 px and coordinates rounded to :data:`DECIMALS` decimals.
 
-    Each polygon is simplified on its own (Douglas-Peucker, vectorised over the parts: a class
-    outline of a whole slide has thousands of parts, and topology-preserving simplification of
-    the whole MultiPolygon at once takes minutes); the precision reducer then makes every part
-    valid again and drops parts that would vanish. Returns a Polygon or MultiPolygon."""
+    Each polygon is simplified on its own, topology preserved (its holes stay inside it),
+    vectorised over the parts: a class outline of a whole slide has thousands of parts, and
+    simplifying the whole MultiPolygon at once takes minutes. The precision reducer then keeps
+    every part valid and drops parts that would vanish. Returns a Polygon or MultiPolygon."""
     parts = shapely.get_parts(geometry)
-    reduced = shapely.set_precision(shapely.simplify(parts, tolerance, preserve_topology=False), 10.0 ** -DECIMALS)
+    reduced = shapely.set_precision(shapely.simplify(parts, tolerance, preserve_topology=True), 10.0 ** -DECIMALS)
     polygons = shapely.get_parts(reduced[~shapely.is_empty(reduced)])
     polygons = polygons[shapely.get_type_id(polygons) == 3]  # 3: Polygon
     return polygons[0] if len(polygons) == 1 else shapely.multipolygons(polygons)
