@@ -10,6 +10,17 @@ import pytest
 REGION_BOX = (700, 200, 1250, 1250)  # level-0 px: tissue inside one classical tile core of the demo slide
 
 
+@pytest.fixture(autouse=True)
+def _stain_palette():
+    """These tests recognise classes in the rendered view by hue (red inflammatory nuclei, yellow
+    lipid, pink parenchyma): they run with the ``stain`` overlay palette and restore the default."""
+    from lobule.resources.classes import DEFAULT_PALETTE, set_palette
+
+    set_palette("stain")
+    yield
+    set_palette(DEFAULT_PALETTE)
+
+
 @pytest.fixture(scope="session")
 def classical_cache(tmp_path_factory, demo_slide):
     """A cache folder holding the classical labeller's class map of the demo slide, limited to

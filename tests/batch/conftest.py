@@ -57,7 +57,7 @@ def fast_analyze(monkeypatch):
     """``lobule analyze --model ...`` resolves to the same fast predictor in this process."""
     import lobule.inference.engine as engine
 
-    monkeypatch.setattr(engine, "load_predictor", lambda model=None, device="auto": batch_fastmodel.make_predictor())
+    monkeypatch.setattr(engine, "load_predictor", lambda model=None, device="auto", runtime="torch": batch_fastmodel.make_predictor())
 
 
 @pytest.fixture(scope="session")
