@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPainter, QTransform
+from PySide6.QtGui import QColor, QImage, QPainter, QRegion, QTransform
 from PySide6.QtWidgets import QWidget
 
 from lobule.app.scale_bar import paint_scale_bar
@@ -81,6 +81,8 @@ class SlideView(QWidget):
         self._needs_fit = True
         self._drag_from: QPointF | None = None
         self._complete_sent = False
+        self._fill_shown = False  # a frame showed the complete viewport since the view last changed
+        self._quality_frame = False  # the last frame drew every tile at its final quality
         self._request_timer = QTimer(self)
         self._request_timer.setSingleShot(True)
         self._request_timer.setInterval(0)
@@ -224,6 +226,7 @@ class SlideView(QWidget):
             self._settled_scale = self.state.scale
             self._settle_timer.start()
         self._complete_sent = False
+        self._fill_shown = False
         self._request_timer.start()
         self.update()
         self.viewChanged.emit()
@@ -283,7 +286,8 @@ class SlideView(QWidget):
         """True when the next frame would look exactly like the last one: every visible tile
         loaded and current (none waiting to be reloaded after an edit), the zoom settled and
         every tile drawn at its final quality."""
-        return not (self._settle_timer.isActive() or self._tile_painter.incomplete) and self.is_viewport_complete()
+        return (self._quality_frame and not (self._settle_timer.isActive() or self._tile_painter.incomplete)
+                and self.is_viewport_complete())
 
     def _check_complete(self) -> None:
         if not self._complete_sent and self._layers and self.is_viewport_complete():
@@ -322,20 +326,33 @@ class SlideView(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.state.device_pixel_ratio = self.devicePixelRatioF()
         painter = QPainter(self)
-        painter.fillRect(self.rect(), BACKGROUND)
         if not self._layers:
+            painter.fillRect(self.rect(), BACKGROUND)
             painter.setPen(QColor(200, 200, 200))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
                              "Open a slide: File > Open, or drop a file here")
             painter.end()
             return
         tiles = self._tile_painter
-        tiles.begin_frame(self.state, settled=not self._settle_timer.isActive())
+        # tiles shown at another size are drawn bilinear until the viewport has been shown
+        # complete once: the area-averaged rescaling (a few tiles per frame) waits until the
+        # tile threads no longer need the CPU for what is on screen
+        quality = self._fill_shown and not self._settle_timer.isActive()
+        tiles.begin_frame(self.state, settled=quality)
         sw, sh = self.state.slide_size
-        painter.fillRect(tiles.widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         rect = self.visible_rect()
-        for layer in self._visible_layers():
+        # the backgrounds are filled only where no opaque tile of the bottom layer will be drawn
+        # (two full-window fills cost as much as drawing the tiles)
+        uncovered = QRegion(self.rect())
+        layers = self._visible_layers()
+        if layers and layers[0] is self._layers[0] and layers[0].opacity >= 1.0:
+            uncovered -= tiles.opaque_region(layers[0], self.level_for(layers[0]), rect)
+        painter.setClipRegion(uncovered)
+        painter.fillRect(self.rect(), BACKGROUND)
+        painter.fillRect(tiles.widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)
+        painter.setClipping(False)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        for layer in layers:
             painter.setOpacity(layer.opacity)
             tiles.paint_layer(painter, layer, self.level_for(layer), rect, self._previews.get(layer.id))
         tiles.end_frame()
@@ -346,6 +363,11 @@ class SlideView(QWidget):
             painter.restore()
         paint_scale_bar(painter, QRectF(self.rect()), self.mpp, self.state.scale)
         painter.end()
+        self._quality_frame = quality
+        if self._complete_sent and not self._fill_shown:
+            self._fill_shown = True
+            if not quality and not self._repaint_timer.isActive():
+                self._repaint_timer.start()  # the rescaling pass
         if tiles.incomplete and not self._repaint_timer.isActive():
             self._repaint_timer.start()  # scale the remaining tiles in the next frames
 

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage, QPainter, QRegion
 
 from lobule.app.tile_cache import TileCache
 from lobule.app.tile_layer import TileKey, TileLayer
@@ -91,6 +91,18 @@ class TilePainter:
             self._scaled[key] = (image.cacheKey(), scaled)
         self._used.add(key)
         painter.drawImage(QPoint(target.x(), target.y()), scaled)
+
+    def opaque_region(self, layer: TileLayer, level: int, rect: tuple[float, float, float, float]) -> QRegion:
+        """Widget area (whole pixels) that :meth:`paint_layer` will cover with cached tiles
+        without alpha at ``level`` inside level-0 ``rect`` (x0, y0, x1, y1)."""
+        provider = layer.provider
+        region = QRegion()
+        for col, row in provider.tiles_in(level, rect):
+            image = self.cache.peek(TileKey(layer.id, level, col, row))
+            if image is not None and not image.hasAlphaChannel():
+                x, y, w, h = provider.tile_rect(level, col, row)
+                region += self.widget_rect(x, y, x + w, y + h)
+        return region
 
     def paint_layer(self, painter: QPainter, layer: TileLayer, level: int,
                     rect: tuple[float, float, float, float], preview: QImage | None) -> None:

@@ -11,8 +11,12 @@ On (a) the bundled demo slide and (b) a large pyramidal TIFF (60000x40000 px, JP
   is warm (the file was read once first), the viewer's tile cache is cold for that area;
 - paint: one full repaint of the 1920x1080 view from cached tiles (``QWidget.repaint``).
 
-It prints median / 90th percentile times and their ratio to the targets of issue 2, measured in
-one run: a new viewport <= 100 ms (2 cores, warm OS cache), a frame of cached tiles <= 8 ms.
+It prints median / 90th percentile times and their ratio to the targets of issue 14, measured in
+one run: a new viewport <= 30 ms (2 cores, warm OS cache), a frame of cached tiles <= 8 ms. Beside
+each jump's wall time it prints the CPU time the process spent on it (decoding threads and GUI
+thread together): on a machine shared with other jobs the wall time mostly measures the wait for
+a core, while the CPU time divided by the cores is what an idle machine of that speed would need
+at best.
 
 Usage::
 
@@ -34,7 +38,7 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 VIEWPORT = (1920, 1080)
-TARGET_JUMP_MS = 100.0
+TARGET_JUMP_MS = 30.0
 TARGET_PAINT_MS = 8.0
 
 
@@ -150,20 +154,23 @@ def bench_slide(app, path: Path, magnifications, jumps: int, threads: int, tile_
         view.set_magnification(magnification)
         level = view.level_for(layer)
         ds = layer.provider.level_downsamples[level]
-        times, tiles = [], []
+        times, cpu, tiles = [], [], []
         for x, y in tissue_positions(reader.dimensions, jumps, seed=int(magnification * 10)):
             wait(app, lambda: view.loader.pending() == 0)  # the user paused: prefetching is done
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             view.center_on(x, y)
             wait(app, view.is_viewport_complete)
             view.repaint()  # the filled viewport on screen
             times.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
             tiles.append(len(layer.provider.tiles_in(level, view.visible_rect())))
         painted = paint_ms(app, view)
         zooming = zooming_paint_ms(app, view)
         print(f"  {magnification:5.3g}x (level {level}, ds {ds:g}, view ds {view.state.downsample:.3g}, "
               f"{statistics.median(tiles):.0f} tiles of {layer.provider.tile_size} px):\n"
-              f"      jump {fmt(times)}  ratio {statistics.median(times) / TARGET_JUMP_MS:.2f}\n"
+              f"      jump {fmt(times)}  ratio {statistics.median(times) / TARGET_JUMP_MS:.2f};  "
+              f"CPU per jump median {statistics.median(cpu):.1f} ms (/{threads} cores: "
+              f"{statistics.median(cpu) / threads:.1f} ms)\n"
               f"      paint {fmt(painted)}  ratio {statistics.median(painted) / TARGET_PAINT_MS:.2f};  "
               f"while zooming {fmt(zooming)}  ratio {statistics.median(zooming) / TARGET_PAINT_MS:.2f}")
     view.shutdown()
@@ -189,6 +196,7 @@ def main(argv=None) -> int:
     bench_slide(app, DEMO_SLIDE, (40.0, 20.0, 10.0, 5.0), args.jumps, args.threads, args.tile_size)
     bench_slide(app, big_tiff(args.big), (40.0, 30.0, 20.0, 10.0, 5.0, 2.5), args.jumps, args.threads,
                 args.tile_size)
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 
