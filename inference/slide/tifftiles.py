@@ -144,18 +144,22 @@ class TiffTiles:
         """
         tiles = self.levels[level]
         (lx, ly), (width, height) = origin, size
-        out = np.full((height, width, 3), 255, np.uint8)
         x0, y0 = max(lx, 0), max(ly, 0)
         x1, y1 = min(lx + width, tiles.width), min(ly + height, tiles.height)
+        # a region inside the level is overwritten entirely by its tiles: no white fill first
+        inside = (x0, y0, x1, y1) == (lx, ly, lx + width, ly + height)
+        out = np.empty((height, width, 3), np.uint8) if inside else np.full((height, width, 3), 255, np.uint8)
         tw, th = tiles.tile_width, tiles.tile_height
         for ty in range(y0 // th, (y1 - 1) // th + 1) if y0 < y1 else ():
             for tx in range(x0 // tw, (x1 - 1) // tw + 1) if x0 < x1 else ():
                 tile = self._tile(level, tiles, ty * tiles.across + tx)
-                if tile is None:
-                    continue  # tile not stored: background
                 ax0, ay0 = max(x0, tx * tw), max(y0, ty * th)
                 ax1, ay1 = min(x1, tx * tw + tw), min(y1, ty * th + th)
-                out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx] = tile[ay0 - ty * th : ay1 - ty * th, ax0 - tx * tw : ax1 - tx * tw]
+                part = out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx]
+                if tile is None:
+                    part[...] = 255  # tile not stored: background
+                else:
+                    part[...] = tile[ay0 - ty * th : ay1 - ty * th, ax0 - tx * tw : ax1 - tx * tw]
         return out
 
     def _tile(self, level: int, tiles: TiledLevel, index: int) -> np.ndarray | None:
