@@ -176,6 +176,7 @@ def main() -> None:
     from lobule.resources import DEMO_SLIDE
 
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lobule-bench-") as tmp:
         tmp = Path(tmp)
         cases = []
@@ -206,6 +207,7 @@ def main() -> None:
               f"{r['ratio_pipeline']:6.2f} {s['read']:6.1f} {s['preprocess']:6.1f} {s['infer']:7.1f} "
               f"{s['stitch']:6.1f} {s['tissue_and_pyramid']:7.1f} {s['quantify']:6.1f} {s['export']:6.1f} "
               f"{r['peak_rss_mib']:8.0f}")
+    print(f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print("ratio = end-to-end tiles/s (tissue + read + infer + stitch + pyramid) / bare model tiles/s; "
           "pipe = the tile pipeline alone; read/prep/stitch are thread-seconds, overlapping inference")
 

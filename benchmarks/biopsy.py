@@ -145,7 +145,8 @@ def main(argv=None) -> int:
             step = max(1, count // args.tiles)
             sample = np.stack([read_tile(slide, grid, t) for t in grid.tiles[::step][: args.tiles]])
             print(f"biopsy {slide.dimensions[0]} x {slide.dimensions[1]} px at {MPP} um/px, {area:.1f} mm^2 of "
-                  f"tissue, {count} tiles of 512 px (core 384) in the tissue mask, {args.threads} threads")
+                  f"tissue, {count} tiles of 512 px (core 384) in the tissue mask, {args.threads} threads, "
+                  f"load average {os.getloadavg()[0]:.1f}")
             print(f"{'model':<9} {'runtime':<18} {'tiles/s':>8} {'min/slide (predict)':>20}", flush=True)
             for which in args.models:
                 preds = predictors(which)
@@ -170,6 +171,7 @@ def main(argv=None) -> int:
                 print(f"full analyze_slide, bundled model, {predictor.runtime['runtime']} "
                       f"{predictor.runtime['precision']}: {result.stats.tiles} tiles in {wall / 60:.1f} min "
                       f"({result.stats.tiles / wall:.2f} tiles/s end to end)")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print("paper = deformable DeepLabv3+ ResNet-50 width 64, ASPP 256 (random weights); min/slide (predict) = "
           "tiles / measured predict() rate on this slide's tiles")
     return 0
