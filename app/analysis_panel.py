@@ -172,7 +172,7 @@ class AnalysisPanel(QScrollArea):
     def start_analysis(self) -> bool:
         """Analyze with the chosen model on the chosen area."""
         region = self.controller.region(self.area_combo.currentText()) if self.area_combo.currentIndex() > 0 else None
-        self.progress.setRange(0, 1)
+        self.progress.setRange(0, 0)  # busy until the first batch tells the tile count (not "0 / 1 tiles")
         self.progress.setValue(0)
         return self.controller.analyze(self.model(), region)
 
