@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGro
                                QTabWidget, QVBoxLayout, QWidget)
 
 from lobule.app.analysis_controller import CLASSICAL, WHOLE_TISSUE, default_model, model_names
+from lobule.app.folder_dialog import choose_folder
 from lobule.app.legend import LegendWidget
 from lobule.app.results_panel import ResultsPanel
 
@@ -171,7 +172,7 @@ class AnalysisPanel(QScrollArea):
     def start_analysis(self) -> bool:
         """Analyze with the chosen model on the chosen area."""
         region = self.controller.region(self.area_combo.currentText()) if self.area_combo.currentIndex() > 0 else None
-        self.progress.setRange(0, 1)
+        self.progress.setRange(0, 0)  # busy until the first batch tells the tile count (not "0 / 1 tiles")
         self.progress.setValue(0)
         return self.controller.analyze(self.model(), region)
 
@@ -296,9 +297,9 @@ class AnalysisPanel(QScrollArea):
             return
         last = self.controller.last_export
         start = str(last.parent if last is not None else Path.home())
-        parent = QFileDialog.getExistingDirectory(
-            self, "Export the analysis: choose a folder (a folder named after the slide is made inside)", start)
-        if parent:
+        parent = choose_folder(
+            self, "Export the analysis: choose or type a folder (a folder named after the slide is made inside)", start)
+        if parent is not None:
             self.export_into(parent)
 
     def _export(self) -> None:

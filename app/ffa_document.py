@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lobule.inference.errors import InputError
 from lobule.inference.ffa.io import Angiogram, read_angiogram
 from lobule.inference.ffa.labels import DEFAULT_CLASS, label_choices, read_label
 from lobule.inference.ffa.metrics import auc_roc, confusion, roc_curve, scores_from_confusion
@@ -42,8 +43,8 @@ def load_image(path: str | Path) -> LoadedImage:
 
 def load_truth_choices(path: str | Path, shape: tuple[int, int], label_class=None):
     """(truth, path, choices, chosen): the classes the label file holds (see
-    :func:`lobule.inference.ffa.labels.label_choices`) and the mask of ``label_class``, or of
-    LabelMe "NP" / the first class when None (runs on a worker thread).
+    :func:`lobule.inference.ffa.labels.label_choices`) and the mask of ``label_class``, or when
+    None of :func:`default_truth_class` (runs on a worker thread).
 
     Raises
     ------
@@ -53,10 +54,34 @@ def load_truth_choices(path: str | Path, shape: tuple[int, int], label_class=Non
     choices = label_choices(path)
     if not choices:  # an empty mask: no CNP anywhere
         return read_label(path, None, shape), Path(path), [(None, "no labelled pixels")], None
-    values = [value for value, _ in choices]
     if label_class is None:
-        label_class = DEFAULT_CLASS if DEFAULT_CLASS in values else values[0]
+        label_class = default_truth_class(path, [value for value, _ in choices], shape)
     return read_label(path, label_class, shape), Path(path), choices, label_class
+
+
+def default_truth_class(path: str | Path, values: list, shape: tuple[int, int]):
+    """The CNP class of a label file when the user has not chosen one: LabelMe "NP"; else, for
+    a class map with a LabelMe ``*.json`` beside it that outlines "NP", the class whose mask
+    agrees best (IoU) with those polygons (the ffa_nonperfusion ``label.png`` is index 2, and
+    its folder's class list names the colours the other way round); else the first class."""
+    if DEFAULT_CLASS in values:
+        return DEFAULT_CLASS
+    path = Path(path)
+    if len(values) > 1:
+        for sibling in sorted(path.parent.glob("*.json")):
+            try:
+                outline = read_label(sibling, DEFAULT_CLASS, shape)
+            except InputError:
+                continue
+            if not outline.any():
+                continue
+            ious = []
+            for value in values:
+                mask = read_label(path, value, shape)
+                union = np.logical_or(mask, outline).sum()
+                ious.append(np.logical_and(mask, outline).sum() / union if union else 0.0)
+            return values[int(np.argmax(ious))]
+    return values[0]
 
 
 def evaluate_roc(probability: np.ndarray, truth: np.ndarray, field: np.ndarray) -> RocResult:

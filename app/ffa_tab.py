@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
 from lobule.app.errors import error_message as error_text
+from lobule.app.folder_dialog import choose_folder
 from lobule.app.ffa_worker import BackgroundCall, SegmentationJob
 from lobule.inference.errors import InputError
 from lobule.inference.ffa.predictor import card_threshold
@@ -584,8 +585,8 @@ class FFATab(QWidget):
         self._refresh()
 
     def _choose_export(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export CNP mask and numbers to")
-        if folder:
+        folder = choose_folder(self, "Export CNP mask and numbers to (choose or type a folder)")
+        if folder is not None:
             try:
                 paths = self.export_to(folder)
             except (InputError, OSError) as error:

@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.position_label, 1)
         self.statusBar().addPermanentWidget(self.zoom_label)
         self.slide_tab.statusChanged.connect(self._update_status)
-        self.slide_tab.message.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.slide_tab.message.connect(self.show_status)
         self.slide_tab.actionFailed.connect(self._on_action_failed)
         self.tabs.currentChanged.connect(lambda _: self._update_status())
         self._build_menus()
@@ -261,6 +261,11 @@ class MainWindow(QMainWindow):
         except OSError:  # an unwritable settings folder must not stop the viewer
             pass
         self.setWindowTitle(f"{Path(path).name} - Lobule")
+
+    def show_status(self, text: str) -> None:
+        """A message in the status bar for 10 s; one of work under way ("Exporting to ...")
+        stays until the next message says how it ended (an export can outlast 10 s)."""
+        self.statusBar().showMessage(text, 0 if text.endswith("...") else 10000)
 
     def _on_open_failed(self, target: str, path: str | None, message: str) -> None:
         if path is None and target not in self._opening:

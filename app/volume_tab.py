@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QToolButton,
@@ -117,6 +118,9 @@ class VolumeTab(QWidget):
         panel.addWidget(self._build_run_box())
         self.area_plot = pg.PlotWidget()
         self.area_plot.setMinimumHeight(150)
+        # its size hint (480 px) made the panel taller than a 1000 px window: the plot's axis and
+        # the export buttons were below the fold; now it takes the height that is left
+        self.area_plot.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
         self.area_plot.setLabel("bottom", "slice")
         self.area_plot.setLabel("left", "area", units="cm²")
         self.area_plot.setMouseEnabled(x=False, y=False)
@@ -130,7 +134,7 @@ class VolumeTab(QWidget):
         self.area_plot.addItem(self.support_points)
         self.slice_marker = pg.InfiniteLine(angle=90, pen=pg.mkPen((200, 200, 200), style=Qt.PenStyle.DashLine))
         self.area_plot.addItem(self.slice_marker)
-        panel.addWidget(self.area_plot)
+        panel.addWidget(self.area_plot, 1)
         export_row = QHBoxLayout()
         self.export_mask_button = QPushButton("Export mask (NIfTI)…")
         self.export_mask_button.clicked.connect(self._export_mask_dialog)
@@ -139,7 +143,6 @@ class VolumeTab(QWidget):
         export_row.addWidget(self.export_mask_button)
         export_row.addWidget(self.export_csv_button)
         panel.addLayout(export_row)
-        panel.addStretch(1)
         side = QWidget()
         side.setLayout(panel)
         scroll = QScrollArea()  # a short window scrolls the panel instead of squashing its rows

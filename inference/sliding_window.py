@@ -2,9 +2,10 @@
 
 A pure function in the manner of MONAI's ``sliding_window_inference`` (``monai/inferers/utils.py``):
 the predictor is passed in, the image is cut into overlapping tiles, the predictor's per-class
-scores are blended with a window that trusts tile centres more than tile edges (a Gaussian with
-sigma = tile / 8, MONAI's default ``sigma_scale=0.125``), and the class is the argmax of the
-blended scores. The whole-slide engine reuses :func:`tile_origins` and :func:`blend_window`.
+scores are blended with :func:`blend_window` (a linear ramp over the overlap that trusts tile
+centres more than tile edges; neighbours' ramps sum to one), and the class is the argmax of the
+blended scores. The whole-slide engine blends its overlapping tiles with the same window
+(:class:`lobule.inference.engine.blend.CoreBlender`).
 
 Shapes: images (H, W, 3) uint8 RGB; predictor input (N, T, T, 3) uint8, output (N, C, T, T)
 float scores (probabilities are best: they are averaged).
@@ -40,21 +41,32 @@ def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
     return origins
 
 
-def blend_window(tile: int, kind: str = "gaussian") -> np.ndarray:
-    """(T, T) float32 weights of one tile's scores: ``"gaussian"`` (sigma = T / 8, peak 1, floored
-    at 1e-3 so border pixels covered by one tile only still count) or ``"constant"`` (all 1)."""
-    if kind == "constant":
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """(T, T) float32 weights of one tile's scores: a separable linear ramp ("feathering") that
+    rises over ``overlap`` pixels from each edge and is 1 inside.
+
+    Pixel ``d`` (0-based) from the nearer edge weighs ``min(1, (d + 0.5) / overlap)``: never 0,
+    and two neighbours sharing exactly ``overlap`` pixels get weights summing to 1 there (four
+    at a corner: the product of two such sums), so a blended score is a convex mix that moves
+    from one tile's prediction to the other's across the shared band instead of switching at a
+    line. ``overlap == 0`` gives all ones.
+
+    Raises
+    ------
+    ValueError
+        If ``overlap`` is not in ``[0, tile]``.
+    """
+    if not 0 <= overlap <= tile:
+        raise ValueError(f"overlap must be in [0, {tile}], not {overlap}")
+    if overlap == 0:
         return np.ones((tile, tile), dtype=np.float32)
-    if kind != "gaussian":
-        raise ValueError(f"blend must be 'gaussian' or 'constant', not {kind!r}")
-    centre = (tile - 1) / 2.0
-    axis = np.exp(-0.5 * ((np.arange(tile) - centre) / (tile / 8.0)) ** 2)
-    window = np.outer(axis, axis).astype(np.float32)
-    return np.maximum(window, 1e-3)
+    d = np.minimum(np.arange(tile), np.arange(tile)[::-1])
+    axis = np.minimum(1.0, (d + 0.5) / overlap).astype(np.float32)
+    return np.outer(axis, axis)
 
 
 def sliding_window_scores(image: np.ndarray, predict: Predictor, tile: int = 512, overlap: int = 128,
-                          batch_size: int = 4, blend: str = "gaussian") -> np.ndarray:
+                          batch_size: int = 4) -> np.ndarray:
     """Blended per-class scores of an image of any size.
 
     Parameters
@@ -64,7 +76,6 @@ def sliding_window_scores(image: np.ndarray, predict: Predictor, tile: int = 512
     tile : T, the tile side the predictor takes (pixels).
     overlap : pixels shared by neighbouring tiles.
     batch_size : tiles per predictor call.
-    blend : ``"gaussian"`` or ``"constant"`` (:func:`blend_window`).
 
     Returns
     -------
@@ -86,7 +97,7 @@ def sliding_window_scores(image: np.ndarray, predict: Predictor, tile: int = 512
     if pad_h or pad_w:
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="symmetric")
     full_h, full_w = image.shape[:2]
-    window = blend_window(tile, blend)
+    window = blend_window(tile, overlap)
     origins = [(y, x) for y in tile_origins(full_h, tile, overlap) for x in tile_origins(full_w, tile, overlap)]
     scores: np.ndarray | None = None
     weights = np.zeros((full_h, full_w), dtype=np.float32)
@@ -106,7 +117,7 @@ def sliding_window_scores(image: np.ndarray, predict: Predictor, tile: int = 512
 
 
 def sliding_window_labels(image: np.ndarray, predict: Predictor, tile: int = 512, overlap: int = 128,
-                          batch_size: int = 4, blend: str = "gaussian") -> np.ndarray:
+                          batch_size: int = 4) -> np.ndarray:
     """(H, W) uint8 class map: the argmax of :func:`sliding_window_scores` (same parameters)."""
-    scores = sliding_window_scores(image, predict, tile, overlap, batch_size, blend)
+    scores = sliding_window_scores(image, predict, tile, overlap, batch_size)
     return scores.argmax(axis=0).astype(np.uint8)

@@ -137,7 +137,9 @@ def analyze_slide(
         "slide": slide_info(slide),
         "model": predictor.describe(),
         "tiling": {"tile_size": grid.tile_size, "margin": grid.margin, "core": grid.core,
-                   "tiles_predicted": len(grid.tiles), "cells": grid.cell_count},
+                   "tiles_predicted": len(grid.tiles), "cells": grid.cell_count,
+                   # how overlapping tiles are joined (lobule.inference.engine.blend)
+                   "blend": "scores" if hasattr(predictor, "predict_scores") else "core labels"},
     }
     from lobule.resources.classes import class_table_json
 

@@ -39,6 +39,10 @@ class Predictor(Protocol):
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         """(N, T, T, 3) uint8 RGB -> (N, T, T) uint8 class ids. Must be deterministic."""
 
+    # Optional: ``predict_scores(tiles)`` (N, T, T, 3) uint8 -> (N, C, T, T) float class
+    # probabilities. A predictor that has it gets its overlapping tiles blended on scores
+    # (lobule.inference.engine.blend) instead of its cores' labels stitched.
+
     def bytes_per_tile(self) -> int:
         """Estimated working memory per tile in a batch (bytes, on ``device``)."""
 
@@ -138,6 +142,18 @@ class TorchPredictor:
         logits = self.forward(tiles)
         with torch.inference_mode():
             return logits.max(dim=1).indices.to(torch.uint8).cpu().numpy()
+
+    def predict_scores(self, tiles: np.ndarray) -> np.ndarray:
+        """(N, T, T, 3) uint8 RGB -> (N, C, T, T) softmax probabilities (float32 on CPU,
+        float16 from a GPU: half the transfer; the blend sums in float32)."""
+        import torch
+
+        logits = self.forward(tiles)
+        with torch.inference_mode():
+            probs = torch.softmax(logits.float(), dim=1)
+            if logits.device.type != "cpu":
+                probs = probs.half()
+            return probs.cpu().numpy()
 
     def bytes_per_tile(self) -> int:
         """Measured on CUDA with one probe tile (peak allocation); estimated elsewhere."""

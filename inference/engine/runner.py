@@ -3,9 +3,11 @@
 Reader threads read and resample tiles ahead of the model (a bounded prefetch of a few batches,
 so memory does not grow with the slide); the calling thread assembles batches in grid order and
 runs the predictor; a single stitch thread hands each tile's kept core to a sink (the label
-store writer). Cancellation is checked between batches; progress is reported after each one.
-Output does not depend on thread timing: tiles are predicted independently and each core is
-written once.
+store writer). A predictor with ``predict_scores`` has its overlapping tiles blended on class
+scores (:class:`~lobule.inference.engine.blend.CoreBlender`: no seams along core borders);
+otherwise each tile's core labels are kept as they are. Cancellation is checked between
+batches; progress is reported after each one. Output does not depend on thread timing: tiles
+are predicted independently, blended in grid order, and each core is written once.
 
 GUI use: call :func:`run_tiles` (or :func:`lobule.inference.engine.analyze_slide`) inside a Qt
 worker, pass ``on_progress`` that emits a signal and ``cancel`` set from the Cancel button.
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lobule.inference.engine.blend import CoreBlender
 from lobule.inference.engine.device import batch_size_for, is_out_of_memory
 from lobule.inference.tiling import Tile, TileGrid, read_tile
 from lobule.models.errors import LobuleError
@@ -119,8 +122,9 @@ def run_tiles(
     slide : a SlideReader (thread-safe reads).
     grid : tiles at the predictor's mpp (``grid.tile_size == predictor.tile_size``).
     predictor : see :class:`~lobule.inference.engine.predictor.Predictor`.
-    sink : ``sink(tile, core_labels)`` with (h, w) uint8 labels of ``tile.core``; called from
-        one stitch thread, in grid order.
+    sink : ``sink(tile, core_labels)`` with (h, w) uint8 labels of ``tile.core``; called once
+        per tile from one stitch thread, in grid order (with score blending, a core follows
+        once its neighbours are predicted).
     batch_size : tiles per model call; None chooses from free memory (:func:`choose_batch_size`).
     readers : reader/preprocess threads.
     cancel : a ``threading.Event`` or a callable; checked between batches.
@@ -146,6 +150,7 @@ def run_tiles(
     total = len(tiles)
     margin = grid.margin
     lock = threading.Lock()
+    blender = CoreBlender(grid, sink) if hasattr(predictor, "predict_scores") else None
 
     def read(tile: Tile) -> np.ndarray:
         timings: dict[str, float] = {}
@@ -155,11 +160,14 @@ def run_tiles(
             stats.preprocess += timings.get("preprocess", 0.0)
         return image
 
-    def stitch(batch: list[Tile], labels: np.ndarray) -> None:
+    def stitch(batch: list[Tile], outputs: np.ndarray) -> None:
         t0 = time.perf_counter()
-        for tile, label in zip(batch, labels):
+        for tile, output in zip(batch, outputs):
+            if blender is not None:  # (C, T, T) scores
+                blender.add(tile, output)
+                continue
             _, _, w, h = tile.core
-            sink(tile, label[margin : margin + h, margin : margin + w])
+            sink(tile, output[margin : margin + h, margin : margin + w])
         with lock:
             stats.stitch += time.perf_counter() - t0
 
@@ -181,7 +189,7 @@ def run_tiles(
             t0 = time.perf_counter()
             images = np.stack([future.result() for _, future in batch])
             t1 = time.perf_counter()
-            labels, size = _predict(predictor, images, size, stats)
+            labels, size = _predict(predictor, images, size, stats, scores=blender is not None)
             t2 = time.perf_counter()
             stats.wait += t1 - t0
             stats.infer += t2 - t1
@@ -207,14 +215,18 @@ def run_tiles(
     return stats
 
 
-def _predict(predictor, images: np.ndarray, size: int, stats: RunStats) -> tuple[np.ndarray, int]:
-    """Run ``images`` in chunks of ``size``; a GPU out-of-memory halves ``size`` and retries."""
+def _predict(predictor, images: np.ndarray, size: int, stats: RunStats, scores: bool = False) -> tuple[np.ndarray, int]:
+    """Labels ((N, T, T) uint8) or, with ``scores``, class scores ((N, C, T, T) float) of
+    ``images``, run in chunks of ``size``; a GPU out-of-memory halves ``size`` and retries."""
     out = []
     index = 0
     while index < len(images):
         part = images[index : index + size]
         try:
-            out.append(np.asarray(predictor.predict(part), dtype=np.uint8))
+            if scores:
+                out.append(np.asarray(predictor.predict_scores(part)))
+            else:
+                out.append(np.asarray(predictor.predict(part), dtype=np.uint8))
         except Exception as exc:  # noqa: BLE001 - only out-of-memory is handled, the rest re-raised
             if not is_out_of_memory(exc):
                 raise

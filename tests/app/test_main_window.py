@@ -109,3 +109,14 @@ def test_view_command_on_a_bad_file_prints_one_line(tmp_path):
     assert out.stderr.strip().startswith("lobule: error: bytes.svs")
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_work_under_way_stays_in_the_status_bar_until_it_ends(window, monkeypatch):
+    """An export can take longer than a status message's 10 s: "Exporting to ..." must not
+    vanish while the files are still being written."""
+    shown = []
+    bar = window.statusBar()
+    monkeypatch.setattr(bar, "showMessage", lambda text, timeout=0: shown.append((text, timeout)))
+    window.slide_tab.message.emit("Exporting to /data/case 7...")
+    window.slide_tab.message.emit("Exported summary.json to /data/case 7")
+    assert shown == [("Exporting to /data/case 7...", 0), ("Exported summary.json to /data/case 7", 10000)]

@@ -23,6 +23,7 @@ def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbe
     tab.analysis.progress.connect(events.append)
     qtbot.mouseClick(panel.analyze_button, Qt.MouseButton.LeftButton)
     assert tab.analysis.running and panel.cancel_button.isEnabled() and not panel.analyze_button.isEnabled()
+    assert panel.progress.maximum() == 0  # a busy bar while the model loads, not "0 / 1 tiles"
     qtbot.waitUntil(lambda: tab.analysis.session is not None, timeout=120000)
     qtbot.waitUntil(tab.is_ready, timeout=60000)
 

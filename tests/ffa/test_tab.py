@@ -160,3 +160,43 @@ def test_ground_truth_class_is_picked_in_the_tab(qtbot, tab, angiogram_file, tmp
         tab.truth_class.activated.emit(1)
     np.testing.assert_array_equal(tab.document.truth, label == 2)
     assert tab.error_label.text() == ""
+
+
+def test_ground_truth_defaults_to_the_class_the_labelme_np_polygons_beside_it_outline(tmp_path):
+    """A palette label.png with a LabelMe JSON beside it (the ffa_nonperfusion layout): the
+    default class is the one that matches the "NP" polygons, not the first palette index."""
+    import json
+
+    from PIL import Image
+
+    from lobule.app.ffa_document import load_truth_choices
+
+    label = np.zeros((128, 112), np.uint8)
+    label[10:60, 10:60] = 1
+    label[20:40, 20:40] = 2
+    image = Image.fromarray(label, mode="P")
+    image.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    image.save(tmp_path / "label.png")
+    square = lambda a, b: [[a, a], [b, a], [b, b], [a, b]]  # noqa: E731
+    (tmp_path / "labelme.json").write_text(json.dumps({
+        "imageHeight": 128, "imageWidth": 112,
+        "shapes": [{"label": "BRVO", "points": square(10, 59), "shape_type": "polygon"},
+                   {"label": "NP", "points": square(20, 39), "shape_type": "polygon"}]}))
+    truth, _, choices, chosen = load_truth_choices(tmp_path / "label.png", (128, 112))
+    assert [value for value, _ in choices] == [1, 2] and chosen == 2
+    np.testing.assert_array_equal(truth, label == 2)
+    (tmp_path / "labelme.json").unlink()
+    assert load_truth_choices(tmp_path / "label.png", (128, 112))[3] == 1  # nothing to go by: the first
+
+
+def test_real_ffa_label_png_defaults_to_non_perfusion(shared_data):
+    from PIL import Image
+
+    from lobule.app.ffa_document import load_truth_choices
+
+    folder = shared_data / "ffa_nonperfusion" / "p02-1_016"
+    if not folder.is_dir():
+        pytest.skip("ffa_nonperfusion/p02-1_016 is not present")
+    shape = Image.open(folder / "image.jpg").size[::-1]
+    _, _, _, chosen = load_truth_choices(folder / "label.png", shape)
+    assert chosen == 2  # (0,128,0) = NP, as the LabelMe polygons show

@@ -206,3 +206,22 @@ def test_slicing_choice_reformats_and_labels_the_plane(tab, qtbot, nibabel_data)
     assert not tab.session.supports and "support slice of the previous slicing dropped" in tab.warning_label.text()
     tab.axis_combo.setCurrentText("acquisition")
     np.testing.assert_array_equal(tab.session.volume.data, volume.data)
+
+
+def test_side_panel_fits_a_1000_px_window_with_the_area_plot_and_exports(qtbot):
+    """The area plot's size hint (480 px) made the panel taller than a 1600 x 1000 window: its
+    axis and the export buttons were below the fold. The plot now takes the height left."""
+    from PySide6.QtWidgets import QScrollArea
+
+    from lobule.app.volume_tab import VolumeTab
+
+    window = VolumeTab()
+    qtbot.addWidget(window)
+    window.resize(1600, 960)
+    window.show()
+    qtbot.waitExposed(window)
+    scroll = window.findChild(QScrollArea)
+    assert scroll.verticalScrollBar().maximum() == 0  # nothing to scroll to
+    assert window.area_plot.height() >= 150
+    bottom = window.export_csv_button.mapTo(scroll.widget(), window.export_csv_button.rect().bottomLeft()).y()
+    assert bottom <= scroll.viewport().height()
