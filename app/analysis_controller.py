@@ -28,13 +28,13 @@ from lobule.app.analysis_worker import AnalysisRun
 from lobule.app.errors import error_message
 from lobule.app.label_layer import label_layer
 from lobule.app.serial_worker import SerialWorker
+from lobule.inference.analysis_service import DEFAULT_REGION_NAME, store_default_region
 from lobule.inference.regions import Region, as_area
 from lobule.resources.classes import LIVER_CLASSES
 
 CLASSICAL = "classical"
 DEFAULT_MODEL = "liver-hne"
-WHOLE_TISSUE = "Whole tissue"
-TISSUE_COLOUR = (0, 160, 255)
+WHOLE_TISSUE = DEFAULT_REGION_NAME
 
 
 def model_names() -> list[str]:
@@ -50,16 +50,6 @@ def model_names() -> list[str]:
 
 def default_model(names: list[str]) -> str:
     return DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-
-
-def _tissue_region(store, slide_size) -> Region:
-    """The default region: the analysed tissue outline (clipped to the slide)."""
-    from shapely.geometry import Polygon, box
-
-    geometry = store.tissue_mask().geometry() if "tissue" in store.attrs else Polygon()
-    if not geometry.is_empty:
-        geometry = as_area(geometry.intersection(box(0, 0, *slide_size)))
-    return Region(WHOLE_TISSUE, geometry, None, TISSUE_COLOUR)
 
 
 def _follower_class():
@@ -87,7 +77,7 @@ def _open_session(slide_path, store, slide_size):
     from lobule.inference.annotations import AnnotationSession
     from lobule.inference.errors import InputError
 
-    region = _tissue_region(store, slide_size)
+    region = store_default_region(store, slide_size)
     try:
         session = AnnotationSession.open(slide_path, store, slide_size=slide_size)
     except InputError as error:
@@ -166,6 +156,7 @@ class AnalysisController(QObject):
         self.opacity = 0.5
         self.hidden_classes: set[int] = set()
         self.last_export: Path | None = None
+        self.run_stats: dict[str, dict] = {}  # class-map path -> timings of the run that made it here
         self.preferred_model: str | None = None
         self._follower = None
         self._token = itertools.count(1)
@@ -407,6 +398,7 @@ class AnalysisController(QObject):
             return
         self.run = None
         stats = result.stats
+        self.run_stats[str(result.store.path)] = stats.as_dict()
         text = (f"Analysed {stats.tiles} tiles in {stats.wall:.1f} s with {result.store.model.get('name')} "
                 f"({100 * result.tissue.kept_fraction:.1f} % of the slide is tissue)")
         self.stage.emit(text)
@@ -656,25 +648,16 @@ class AnalysisController(QObject):
             return False
         labels, store, reader, settings = self.labels, self.store, self.document.reader, self.quant_settings()
         quality = self.quality
+        run_stats = self.run_stats.get(str(store.path))
         regions = self.regions()
         self.message.emit(f"Exporting to {folder}...")
 
         def job() -> Path:
-            from lobule.inference.engine import slide_info
-            from lobule.inference.export import export_analysis, prepare_output_dir
-            from lobule.inference.quantify import quantify
+            from lobule.inference.analysis_service import export_results
 
-            out = prepare_output_dir(folder)
-            results = [quantify(labels, region, settings) for region in regions]
-            corrected = labels.corrected_pixels() if labels is not store else 0
-            model = dict(store.model)
-            model["corrections"] = {
-                "corrected_label_pixels": corrected, "store": str(getattr(labels, "folder", "")) or None,
-                "note": "the class map exported is the model output with these human corrections over it"
-                if corrected else "no human corrections"}
-            return export_analysis(out, store=labels, regions=regions, results=results, settings=settings,
-                                   slide=slide_info(reader), model=model, tissue=store.tissue_mask(),
-                                   quality=quality)
+            run = dict(run_stats) if run_stats is not None else None
+            return export_results(folder, slide=reader, store=store, labels=labels, regions=regions,
+                                  settings=settings, quality=quality, run=run)[0]
 
         def done(out: Path) -> None:
             self.last_export = out

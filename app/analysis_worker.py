@@ -1,75 +1,31 @@
-"""The Analyze button's background run: the flow of ``lobule analyze`` on a worker thread.
+"""The Analyze button's background run: :func:`lobule.inference.analysis_service.segment_slide`
+(the class-map step of ``lobule analyze``) on a worker thread.
 
-:class:`AnalysisRun` loads the predictor, detects the tissue (restricted to a drawn region when
-one is given), segments it tile by tile with :func:`lobule.inference.engine.analyze_slide` into
-the slide's label store, and reports progress through Qt signals; :meth:`AnalysisRun.cancel`
+:class:`AnalysisRun` reports stages and progress through Qt signals; :meth:`AnalysisRun.cancel`
 stops it between batches (no store and no temporary files remain). No widget is touched from
 the worker thread.
 """
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
 from lobule.app.errors import error_message
-
-
-def restrict_tissue(tissue, geometry):
-    """``tissue`` (a :class:`~lobule.inference.tissue.TissueMask`) keeping only the mask pixels
-    whose centres lie inside ``geometry`` (shapely, level-0 px)."""
-    from lobule.inference.regions import rasterize
-
-    h, w = tissue.mask.shape
-    inside = rasterize(geometry, (0, 0, w, h), tissue.downsample)
-    return replace(tissue, mask=tissue.mask & inside)
+from lobule.inference.analysis_service import restrict_tissue  # noqa: F401 - re-exported for callers of the GUI run
 
 
 def run_analysis(slide, model: str, region=None, device: str = "auto", cancel=None, on_progress=None,
                  on_stage=None, runtime: str | None = None):
-    """Segment ``slide`` with ``model`` into its label store (blocking; call on a worker thread).
-
-    Parameters
-    ----------
-    slide : an open SlideReader with known mpp.
-    model : ``"classical"``, an installed checkpoint name or a card path.
-    region : a :class:`~lobule.inference.regions.Region` to analyse instead of the whole tissue.
-    device, cancel, on_progress : see :func:`lobule.inference.engine.analyze_slide`.
-    on_stage : ``on_stage(text)`` before each stage (loading the model, detecting tissue...).
-    runtime : model runtime (see :func:`lobule.inference.engine.runtime.build_forward`); None:
-        the user's setting (:func:`lobule.app.settings.model_runtime`).
-
-    Returns
-    -------
-    AnalysisResult (its ``store`` is ``analysis_dir(slide.path) / store_name(model)``).
-
-    Raises
-    ------
-    MissingMppError, UnknownModelError, CheckpointError, InputError, Cancelled
-    """
-    from lobule.inference.engine import analyze_slide, load_predictor, slide_mpp
-    from lobule.inference.errors import InputError
-    from lobule.inference.labelstore import analysis_dir, store_name
-    from lobule.inference.tissue import detect_tissue
-
-    stage = on_stage or (lambda text: None)
-    slide_mpp(slide)
+    """:func:`~lobule.inference.analysis_service.segment_slide` with the user's runtime setting
+    (:func:`lobule.app.settings.model_runtime`) when ``runtime`` is None (blocking; call on a
+    worker thread). ``on_stage(text)`` is told each stage."""
     from lobule.app.settings import model_runtime
+    from lobule.inference.analysis_service import segment_slide
 
-    stage(f"loading the model {model}")
-    predictor = load_predictor(model, device, runtime if runtime is not None else model_runtime())
-    tissue = None
-    if region is not None:
-        stage("detecting tissue in the region")
-        tissue = restrict_tissue(detect_tissue(slide), region.geometry)
-        if tissue.is_empty():
-            raise InputError(f"region {region.name!r} holds no tissue")
-    else:
-        stage("detecting tissue")
-    target = analysis_dir(slide.path) / store_name(predictor.name)
-    stage(f"segmenting with {predictor.name} on {predictor.device}")
-    return analyze_slide(slide, predictor, target, tissue=tissue, cancel=cancel, on_progress=on_progress)
+    return segment_slide(slide, model, region=region, device=device,
+                         runtime=runtime if runtime is not None else model_runtime(),
+                         cancel=cancel, on_progress=on_progress, say=on_stage)
 
 
 class AnalysisRun(QObject):
