@@ -107,22 +107,19 @@ def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | Non
 
     Raises
     ------
-    CheckpointError, UnknownModelError
-        From :func:`lobule.models.checkpoint.load_checkpoint`.
-    InputError
-        If the card does not give its input mpp, or the runtime cannot run here.
+    CheckpointError, UnknownModelError, InputError
+        From :func:`lobule.inference.engine.loader.load_model`.
     """
     import torch
 
-    from lobule.inference.engine.runtime import load_forward
+    from lobule.inference.engine.loader import load_model
 
-    forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime=runtime, task="liver-hne")
-    spec = card["input"]
-    model_mpp = float(spec["mpp"])
-    card_tile = int(spec.get("tile_size", 512))
-    tile = int(tile or card_tile)
-    if tile != card_tile and provenance["runtime"] == "openvino":
-        forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime="torch")
+    loaded = load_model(name_or_path, task="liver-hne", device=device, runtime=runtime)
+    model_mpp = loaded.spec.mpp
+    tile = int(tile or loaded.spec.tile_size)
+    if tile != loaded.spec.tile_size and loaded.runtime["runtime"] == "openvino":
+        loaded = load_model(name_or_path, task="liver-hne", device=device, runtime="torch")
+    forward, card, provenance = loaded.forward, loaded.card, loaded.runtime
 
     def scores(batch: np.ndarray) -> np.ndarray:
         logits = forward(batch)

@@ -38,6 +38,7 @@ import numpy as np
 
 from lobule.inference.annotations.training_pairs import read_pairs
 from lobule.inference.errors import InputError
+from lobule.models.normalisation import card_mean_std
 from lobule.resources.classes import IGNORE_INDEX, LIVER_CLASSES
 
 
@@ -117,20 +118,11 @@ def agreement(predictions: list[np.ndarray], labels: list[np.ndarray]) -> dict:
             "mean_iou": float(np.mean(list(iou.values()))) if iou else None}
 
 
-def _normaliser(card: dict) -> tuple[np.ndarray, np.ndarray]:
-    norm = (card.get("input") or {}).get("normalisation") or {}
-    mean = np.asarray(norm.get("mean", (0.0, 0.0, 0.0)), np.float32)
-    std = np.asarray(norm.get("std", (1.0, 1.0, 1.0)), np.float32)
-    if mean.max() > 1.0 or std.max() > 1.0:  # 0-255 units (as TorchPredictor)
-        mean, std = mean / 255.0, std / 255.0
-    return mean, std
-
-
 def predict_tiles(model, card: dict, images: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
     """Class maps of whole tiles with ``model`` (eval mode, card normalisation)."""
     from lobule.inference.engine.predictor import TorchPredictor
 
-    mean, std = _normaliser(card)
+    mean, std = card_mean_std(card)
     predictor = TorchPredictor(model, name=card.get("name", "model"), mpp=float((card.get("input") or {}).get(
         "mpp", 0.5)), mean=mean, std=std, device=device)
     return [predictor.predict(image[None])[0] for image in images]
@@ -189,7 +181,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
                          f"{len(LIVER_CLASSES)} liver classes")
     splits = {"train": train, "val": val}
     before = _evaluate(parent_model, parent, splits, settings.device)
-    mean, std = _normaliser(parent)
+    mean, std = card_mean_std(parent)
     config = SegmentTrainConfig(
         arch=parent["architecture"], arguments=dict(parent["arguments"]), iterations=settings.iterations,
         batch_size=settings.batch_size, crop_size=settings.crop, lr=settings.lr, weight_decay=settings.weight_decay,

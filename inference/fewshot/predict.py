@@ -31,24 +31,28 @@ class SlicePredictor:
     device: str = "cpu"
     batch_size: int = 8
 
+    runtime: dict | None = None
+
     @classmethod
-    def from_checkpoint(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu") -> "SlicePredictor":
-        """Load a ``task: fewshot`` checkpoint by name or card path.
+    def from_checkpoint(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu",
+                        runtime: str = "torch") -> "SlicePredictor":
+        """Load a ``task: fewshot`` checkpoint by name or card path through
+        :func:`lobule.inference.engine.loader.load_model` (``runtime``: ``torch`` or ``auto``;
+        few-shot models run in PyTorch only).
 
         Raises
         ------
         CheckpointError, UnknownModelError
-            Missing or mismatched checkpoint.
+            Missing or mismatched checkpoint, or one of another task.
         InputError
-            A checkpoint of another task.
+            For a runtime other than ``torch`` / ``auto``.
         """
-        from lobule.models.checkpoint import load_checkpoint
+        from lobule.inference.engine.device import select_device
+        from lobule.inference.engine.loader import load_model
 
-        model, card = load_checkpoint(name_or_path, device=device)
-        if card.get("task") != "fewshot":
-            raise InputError(f"model {card.get('name')} is a {card.get('task')} model, not a few-shot organ model")
-        size = int(card.get("input", {}).get("tile_size", 256))
-        return cls(model=model, size=size, card=card, device=device)
+        loaded = load_model(name_or_path, task="fewshot", device=select_device(device), runtime=runtime)
+        return cls(model=loaded.module, size=loaded.spec.tile_size, card=loaded.card, device=loaded.device,
+                   runtime=loaded.runtime)
 
     def probabilities(self, support_image: np.ndarray, support_mask: np.ndarray, queries: np.ndarray,
                       cancelled: Callable[[], bool] | None = None) -> np.ndarray:
