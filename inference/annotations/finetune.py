@@ -38,6 +38,7 @@ import numpy as np
 
 from lobule.inference.annotations.training_pairs import read_pairs
 from lobule.inference.errors import InputError
+from lobule.models.cancel import CancelFlag, Cancelled, is_cancelled
 from lobule.models.normalisation import card_mean_std
 from lobule.resources.classes import IGNORE_INDEX, LIVER_CLASSES
 
@@ -82,10 +83,6 @@ class FinetuneResult:
     before: dict
     after: dict
     seconds: float
-
-
-class FinetuneCancelled(Exception):
-    """The user cancelled; nothing was written."""
 
 
 def agreement(predictions: list[np.ndarray], labels: list[np.ndarray]) -> dict:
@@ -141,7 +138,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
              settings: FinetuneSettings | None = None, *, name: str | None = None,
              on_progress: Callable[[FinetuneProgress], None] | None = None,
              on_log: Callable[[str], None] | None = None,
-             cancel: Callable[[], bool] | None = None) -> FinetuneResult:
+             cancel: CancelFlag = None) -> FinetuneResult:
     """Fine-tune checkpoint ``init`` on the pairs folder ``pairs``; write ``out_card``.
 
     Parameters
@@ -154,7 +151,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
     name : the new model's name (default: the card file's stem).
     on_progress : called before every iteration with the iterations done.
     on_log : the trainer's progress lines (loss, images/s, ETA).
-    cancel : returns True to stop (checked every iteration; raises :class:`FinetuneCancelled`
+    cancel : cancel token, an Event or a callable (checked every iteration; raises :class:`~lobule.models.cancel.Cancelled`
         and writes nothing).
 
     Raises
@@ -194,14 +191,14 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
         if on_progress is not None:
             on_progress(FinetuneProgress(calls[0], settings.iterations, time.perf_counter() - t_start))
         calls[0] += 1
-        return bool(cancel is not None and cancel())
+        return is_cancelled(cancel)
 
     with tempfile.TemporaryDirectory(prefix="lobule-finetune-") as work:
         result = train_segmentation(config, train, Path(work) / "state.safetensors", device=settings.device,
                                     init=lambda model: model.load_state_dict(state), log=on_log or (lambda _: None),
                                     log_every=max(1, settings.iterations // 20), save_every=10**9, stop=stop)
     if result.iterations < settings.iterations:
-        raise FinetuneCancelled("fine-tuning cancelled")
+        raise Cancelled("fine-tuning cancelled")
     if on_progress is not None:
         on_progress(FinetuneProgress(result.iterations, settings.iterations, time.perf_counter() - t_start))
     model = result.model

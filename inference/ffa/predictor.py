@@ -102,14 +102,14 @@ class CNPSegmenter:
         self,
         gray8: np.ndarray,
         progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
+        cancel=None,
     ) -> np.ndarray:
         """CNP probability of every pixel.
 
         Parameters
         ----------
         gray8 : (H, W) uint8 angiogram (``Angiogram.gray8``).
-        progress, cancelled : see :func:`lobule.inference.ffa.patches.predict_tiled`.
+        progress, cancel : see :func:`lobule.inference.ffa.patches.predict_tiled`.
 
         Returns
         -------
@@ -117,7 +117,7 @@ class CNPSegmenter:
         """
         self.model.eval()
         prob = predict_tiled(
-            self.predict_tiles, preprocess(gray8), self.tile, self.overlap, self.batch_size, progress, cancelled
+            self.predict_tiles, preprocess(gray8), self.tile, self.overlap, self.batch_size, progress, cancel
         )
         prob[~field_of_view(gray8)] = 0.0
         return prob
