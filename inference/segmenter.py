@@ -142,21 +142,13 @@ def load_segmenter(model: str | None, device: str = "auto", **kwargs) -> Segment
     """The segmenter for a ``--model`` value: ``"classical"``, an installed name, a card path, or
     None for the default ``liver-hne`` (if it is not installed the error suggests ``classical``)."""
     from lobule.inference.engine.device import select_device
-    from lobule.models.checkpoint import find_checkpoint
-    from lobule.models.errors import UnknownModelError
+    from lobule.inference.engine.loader import liver_model_name
 
     if model == CLASSICAL:
         return classical_segmenter()
     if model is not None and model.startswith("masks:"):
         return mask_folder_segmenter(model[len("masks:"):])
-    if model is None:
-        try:
-            find_checkpoint("liver-hne")
-        except UnknownModelError:
-            raise UnknownModelError("the liver model liver-hne is not installed; use --model classical "
-                                    "(colour-phase labeller) or --model NAME_OR_CARD") from None
-        model = "liver-hne"
-    return checkpoint_segmenter(model, device=select_device(device), **kwargs)
+    return checkpoint_segmenter(liver_model_name(model), device=select_device(device), **kwargs)
 
 
 def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], None] = print) -> dict[str, Any]:

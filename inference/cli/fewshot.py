@@ -320,10 +320,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"--out must be a card path ending in .json, not {out.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from lobule.inference.cli.outputs import json_output
+
+    out = json_output(args.out, make_parent=True)
     test_organs = parse_organs(args.test_organs)
     supervised = parse_organs(args.supervised_organs)
     if args.setting == 2 and set(test_organs) == set(ORGANS):

@@ -252,11 +252,9 @@ def _crossval(args: argparse.Namespace, config, label_class) -> int:
     from lobule.inference.ffa.export import json_safe, write_json
     from lobule.models.atomic import atomic_write
 
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"with --cv, --out must name the table, NAME.json (got {out.name})")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder not found: {out.parent}")
+    from lobule.inference.cli.outputs import json_output
+
+    out = json_output(args.out, "the cross-validation table (with --cv)")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.cv_methods.split(",") if m.strip()]

@@ -24,6 +24,9 @@ from typing import Any
 
 from lobule.inference.errors import InputError
 
+#: the liver model ``--model`` means when it is not given
+DEFAULT_LIVER_MODEL = "liver-hne"
+
 #: tasks whose forward :func:`lobule.inference.engine.runtime.build_forward` can run in every runtime
 EXPORTABLE_TASKS = ("liver-hne",)
 
@@ -163,3 +166,24 @@ def load_model(name_or_card, task: str | None = None, device: str = "cpu", runti
         forward, provenance = None, {"runtime": "torch", "precision": "fp32", "requested": runtime, "fallback": None}
     return LoadedModel(name=card["name"], task=kind, module=module, forward=forward, spec=spec, card=card,
                        device=device, runtime=provenance)
+
+
+def liver_model_name(model: str | None) -> str:
+    """``model``, or the default liver model when None, checked to be installed.
+
+    Raises
+    ------
+    UnknownModelError
+        If the default model is not installed (the message suggests ``--model classical``).
+    """
+    from lobule.models.checkpoint import find_checkpoint
+    from lobule.models.errors import UnknownModelError
+
+    if model is not None:
+        return model
+    try:
+        find_checkpoint(DEFAULT_LIVER_MODEL)
+    except UnknownModelError:
+        raise UnknownModelError(f"the liver model {DEFAULT_LIVER_MODEL} is not installed; use --model classical "
+                                "(colour-phase labeller) or --model NAME_OR_CARD") from None
+    return DEFAULT_LIVER_MODEL

@@ -12,9 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lobule.models.errors import UnknownModelError
-
-DEFAULT_MODEL = "liver-hne"
+from lobule.inference.engine.loader import DEFAULT_LIVER_MODEL as DEFAULT_MODEL  # noqa: F401 - the engine's export
 
 
 @runtime_checkable
@@ -245,15 +243,6 @@ def load_predictor(model: str | None = None, device: str = "auto", runtime: str 
 
     if model == "classical":
         return classical_predictor()
-    if model is None:
-        from lobule.models.checkpoint import find_checkpoint
+    from lobule.inference.engine.loader import liver_model_name
 
-        try:
-            find_checkpoint(DEFAULT_MODEL)
-        except UnknownModelError:
-            raise UnknownModelError(
-                f"the liver model {DEFAULT_MODEL} is not installed; "
-                "use --model classical (colour-phase labeller) or --model NAME_OR_CARD"
-            ) from None
-        model = DEFAULT_MODEL
-    return TorchPredictor.from_checkpoint(model, device=select_device(device), runtime=runtime)
+    return TorchPredictor.from_checkpoint(liver_model_name(model), device=select_device(device), runtime=runtime)
