@@ -11,9 +11,14 @@ slide shown it holds
 - a :class:`~lobule.inference.annotations.follow.QuantFollower` that re-measures the whole
   tissue and every drawn region after each change, on its own thread.
 
+Regions and corrections are its :class:`~lobule.app.analysis_edits.AnalysisEdits` part; opening a
+saved analysis is :mod:`lobule.app.analysis_session`; Analyze runs
+:func:`lobule.inference.analysis_service.segment_slide` and Export
+:func:`lobule.inference.analysis_service.export_results`, as ``lobule analyze`` does.
+
 Threads: every call that touches the session (brush segments, fills, undo, regions, opening,
-closing, exporting) goes through one :class:`~lobule.app.serial_worker.SerialWorker` in order;
-the analysis runs on its own thread (:class:`~lobule.app.analysis_worker.AnalysisRun`); the
+closing, exporting) goes through one :class:`~lobule.app.jobs.SerialRunner` in order;
+the analysis runs as its own :class:`~lobule.app.jobs.Job` (:func:`~lobule.app.analysis_worker.run_analysis`); the
 session's and the follower's events are relayed to the GUI thread through queued signals. The
 widgets only call methods and listen to signals.
 """
@@ -24,90 +29,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from lobule.app.analysis_worker import AnalysisRun
+from lobule.app.analysis_edits import AnalysisEdits
+from lobule.app.analysis_session import WHOLE_TISSUE, follower_class, model_names, open_session, restore_session
+from lobule.app.analysis_worker import run_analysis
 from lobule.app.errors import error_message
+from lobule.app.jobs import Job, SerialRunner
 from lobule.app.label_layer import label_layer
-from lobule.app.serial_worker import SerialWorker
-from lobule.inference.regions import Region, as_area
+from lobule.inference.regions import Region
 from lobule.resources.classes import LIVER_CLASSES
 
-CLASSICAL = "classical"
-DEFAULT_MODEL = "liver-hne"
-WHOLE_TISSUE = "Whole tissue"
-TISSUE_COLOUR = (0, 160, 255)
 
-
-def model_names() -> list[str]:
-    """Models the user can choose: installed liver H&E checkpoints, then the classical labeller."""
-    from lobule.models.checkpoint import list_checkpoints
-
-    try:
-        names = [card["name"] for _, card in list_checkpoints(task="liver-hne")]
-    except Exception:  # noqa: BLE001 - an unreadable models folder must not stop the viewer
-        names = []
-    return [*names, CLASSICAL]
-
-
-def default_model(names: list[str]) -> str:
-    return DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
-
-
-def _tissue_region(store, slide_size) -> Region:
-    """The default region: the analysed tissue outline (clipped to the slide)."""
-    from shapely.geometry import Polygon, box
-
-    geometry = store.tissue_mask().geometry() if "tissue" in store.attrs else Polygon()
-    if not geometry.is_empty:
-        geometry = as_area(geometry.intersection(box(0, 0, *slide_size)))
-    return Region(WHOLE_TISSUE, geometry, None, TISSUE_COLOUR)
-
-
-def _follower_class():
-    from lobule.inference.annotations.follow import QuantFollower
-
-    class WholeTissueFollower(QuantFollower):
-        """Measures the whole tissue always, and every drawn region beside it."""
-
-        def regions(self) -> list[Region]:
-            regions = list(self.session.regions.regions)
-            default = self.default_region
-            if default is not None and all(r.name != default.name for r in regions):
-                regions.insert(0, default)
-            return regions
-
-    return WholeTissueFollower
-
-
-def _open_session(slide_path, store, slide_size):
-    """(store, session, default region, None) for ``store`` (worker thread); when the
-    annotations cannot be opened (another Lobule edits them, or they belong to a class map on
-    another grid) the session is None and the last item says why: the class map is then shown
-    and measured, not edited."""
-    import lobule.inference.annotations.follow  # noqa: F401 - imported here, off the GUI thread
-    from lobule.inference.annotations import AnnotationSession
-    from lobule.inference.errors import InputError
-
-    region = _tissue_region(store, slide_size)
-    try:
-        session = AnnotationSession.open(slide_path, store, slide_size=slide_size)
-    except InputError as error:
-        return store, None, region, str(error)
-    return store, session, region, None
-
-
-def _restore(slide_path, slide_size, names):
-    """The saved analysis of the slide (first model of ``names`` that has one), opened with its
-    annotations; None when there is none (worker thread)."""
-    from lobule.inference.labelstore import find_store
-
-    for name in names:
-        store = find_store(slide_path, name)
-        if store is not None:
-            return _open_session(slide_path, store, slide_size)
-    return None
-
-
-class AnalysisController(QObject):
+class AnalysisController(AnalysisEdits, QObject):
     """Analysis, corrections and quantification of the slide shown in ``view``.
 
     Signals
@@ -151,14 +83,14 @@ class AnalysisController(QObject):
     def __init__(self, view, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.view = view
-        self.worker = SerialWorker("lobule-annotations", self)
+        self.worker = SerialRunner("lobule-annotations", self)
         self.worker.idleChanged.connect(lambda _: self.stateChanged.emit())
         self.document = None
         self.store = None
         self.quality = None  # the slide's quality-control block, once checked
         self.session = None
         self.layer = None
-        self.run: AnalysisRun | None = None
+        self.run: Job | None = None
         self.default_region: Region | None = None
         self.pending_regions: list[Region] = []
         self.results: dict = {}
@@ -166,6 +98,7 @@ class AnalysisController(QObject):
         self.opacity = 0.5
         self.hidden_classes: set[int] = set()
         self.last_export: Path | None = None
+        self.run_stats: dict[str, dict] = {}  # class-map path -> timings of the run that made it here
         self.preferred_model: str | None = None
         self._follower = None
         self._token = itertools.count(1)
@@ -234,7 +167,7 @@ class AnalysisController(QObject):
             reader = document.reader
             names = self._restore_order()
             self._restoring = True
-            self.worker.submit(lambda: _restore(reader.path, reader.dimensions, names),
+            self.worker.submit(lambda: restore_session(reader.path, reader.dimensions, names),
                                lambda opened: self._on_opened(token, opened, restored=True),
                                lambda error: self._on_open_failed(token, error))
         self.regionsChanged.emit()
@@ -308,7 +241,7 @@ class AnalysisController(QObject):
         self.worker.submit(job, done, lambda error: None)
 
     def _start_follower(self) -> None:
-        follower = _follower_class()(self.session, self.quant_settings(), self.default_region, debounce_s=0.25)
+        follower = follower_class()(self.session, self.quant_settings(), self.default_region, debounce_s=0.25)
         follower.updated.connect(lambda name, result, f=follower: self._result.emit(f, name, result))
         self._follower = follower
         self.results = {}
@@ -373,12 +306,13 @@ class AnalysisController(QObject):
             self.failed.emit("Cannot analyse", f"{self.document.reader.path.name} does not state its pixel size; "
                                                "enter it in the yellow bar above the slide first")
             return False
-        run = AnalysisRun(self.document.reader, model, region)
-        token = self._current
-        run.stage.connect(self.stage)
-        run.progress.connect(self.progress)
-        run.finished.connect(lambda result: self._on_analysis_done(run, token, result))
-        run.failed.connect(lambda text: self._on_analysis_end(run, "Analysis failed", text))
+        reader, token = self.document.reader, self._current
+        run = Job(lambda job: run_analysis(reader, model, region, cancel=job.cancel_event, on_progress=job.report,
+                                           on_stage=job.say))
+        run.message.connect(self.stage)
+        run.progress.connect(lambda values: self.progress.emit(*values))
+        run.done.connect(lambda result: self._on_analysis_done(run, token, result))
+        run.failed.connect(lambda error: self._on_analysis_end(run, "Analysis failed", error_message(error)))
         run.cancelled.connect(lambda: self._on_analysis_end(run, None, "Analysis cancelled; nothing was saved"))
         self.run = run
         self.preferred_model = model
@@ -391,7 +325,7 @@ class AnalysisController(QObject):
             self.run.cancel()
             self.stage.emit("cancelling after the current batch...")
 
-    def _on_analysis_end(self, run: AnalysisRun, title: str | None, text: str) -> None:
+    def _on_analysis_end(self, run: Job, title: str | None, text: str) -> None:
         if run is not self.run:
             return
         self.run = None
@@ -402,11 +336,12 @@ class AnalysisController(QObject):
             self.failed.emit(title, text)
         self.stateChanged.emit()
 
-    def _on_analysis_done(self, run: AnalysisRun, token: int, result) -> None:
+    def _on_analysis_done(self, run: Job, token: int, result) -> None:
         if run is not self.run or token != self._current:
             return
         self.run = None
         stats = result.stats
+        self.run_stats[str(result.store.path)] = stats.as_dict()
         text = (f"Analysed {stats.tiles} tiles in {stats.wall:.1f} s with {result.store.model.get('name')} "
                 f"({100 * result.tissue.kept_fraction:.1f} % of the slide is tissue)")
         self.stage.emit(text)
@@ -414,7 +349,7 @@ class AnalysisController(QObject):
         self._drop_session()  # saves the corrections and regions of the previous class map first
         reader = self.document.reader
         self._restoring = True
-        self.worker.submit(lambda: _open_session(reader.path, result.store, reader.dimensions),
+        self.worker.submit(lambda: open_session(reader.path, result.store, reader.dimensions),
                            lambda opened: self._on_opened(token, opened),
                            lambda error: self._on_open_failed(token, error))
         self.stateChanged.emit()
@@ -479,175 +414,6 @@ class AnalysisController(QObject):
                 self.resultChanged.emit(region.name)
         self.stateChanged.emit()
 
-    # --- regions ----------------------------------------------------------------------------
-    def _on_regions(self, session) -> None:
-        if session is self.session:
-            self.regionsChanged.emit()
-
-    def add_region(self, geometry, name: str = "Region") -> str | None:
-        """Add a drawn region (shapely geometry, level-0 px; clipped to the slide). Returns its
-        name, or None when it has no area inside the slide."""
-        from lobule.inference.annotations.regionset import unique_name
-        from shapely.geometry import box
-
-        if self.document is None:
-            return None
-        geometry = as_area(as_area(geometry).intersection(box(0, 0, *self.document.reader.dimensions)))
-        if geometry.is_empty or geometry.area < 1:
-            self.message.emit("The outline has no area inside the slide; no region added")
-            return None
-        taken = [r.name for r in self.regions()]
-        if name == "Region":
-            name = unique_name(f"Region {len(self.drawn_regions()) + 1}", taken)
-        region = Region(unique_name(name, taken), geometry)
-        self.regionAdded.emit(region.name)
-        if self.session is not None:
-            session = self.session
-            self._submit(lambda: session.add_regions([region], f"add region {region.name}"))
-        else:
-            self.pending_regions.append(region)
-            self.regionsChanged.emit()
-            self._measure_read_only()
-        return region.name
-
-    def remove_region(self, name: str) -> None:
-        if name == WHOLE_TISSUE and self.region(name) is self.default_region:
-            return
-        if self.session is not None:
-            session = self.session
-            self._submit(lambda: session.remove_region(name))
-        else:
-            self.pending_regions = [r for r in self.pending_regions if r.name != name]
-            self.results.pop(name, None)
-            self.regionsChanged.emit()
-
-    def rename_region(self, name: str, new_name: str) -> None:
-        if self.session is not None:
-            session = self.session
-            self._submit(lambda: session.rename_region(name, new_name))
-        else:
-            from lobule.inference.annotations.regionset import RegionSet
-
-            try:
-                self.pending_regions = list(RegionSet(self.pending_regions).renamed(name, new_name))
-            except Exception as error:  # noqa: BLE001 - InputError: name taken or empty
-                self.failed.emit("Cannot rename the region", error_message(error))
-            self.regionsChanged.emit()
-
-    def import_regions(self, path) -> None:
-        """Add the regions of a QuPath GeoJSON or LabelMe JSON file (one line on bad input)."""
-        from lobule.inference.annotations.geojson_io import read_regions
-
-        path = str(path)
-        if self.session is not None:
-            session = self.session
-            self._submit(lambda: session.import_regions(path), title="Cannot import regions")
-        elif self.document is not None:
-            size = self.document.reader.dimensions
-
-            def done(report) -> None:
-                self.pending_regions += report.regions
-                self.regionsChanged.emit()
-                self.message.emit(report.summary())
-                self._measure_read_only()
-
-            self.worker.submit(lambda: read_regions(path, size), done,
-                               lambda error: self.failed.emit("Cannot import regions", error_message(error)))
-
-    def export_regions(self, path) -> None:
-        """Write the drawn regions (and, once analysed, their class masks) as QuPath GeoJSON."""
-        from lobule.inference.annotations.geojson_io import write_geojson
-
-        path = str(path)
-        session, regions = self.session, self.drawn_regions()
-        if session is not None:
-            job = lambda: session.export_geojson(path)  # noqa: E731
-        else:
-            job = lambda: write_geojson(path, regions, None, class_masks=False)  # noqa: E731
-        self.worker.submit(job, lambda out: self.message.emit(f"Wrote {out}"),
-                           lambda error: self.failed.emit("Cannot export regions", error_message(error)))
-
-    # --- editing ----------------------------------------------------------------------------
-    def _submit(self, fn, done=None, title: str = "Edit failed") -> None:
-        self.worker.submit(fn, done, lambda error: self.failed.emit(title, error_message(error)))
-
-    def begin_stroke(self, value: int, radius_um: float, point) -> None:
-        """Start a brush (class id) or eraser (``ERASE``) stroke at ``point`` (level-0 px)."""
-        if not self.can_edit:
-            return
-        session, stroke = self.session, {}
-        self._stroke = stroke
-
-        def start() -> None:
-            stroke["stroke"] = session.begin_stroke(value, radius_um)
-            stroke["stroke"].add(*point)
-
-        self._submit(start)
-
-    def extend_stroke(self, point) -> None:
-        stroke = self._stroke
-        if stroke is not None:
-            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].add(*point))
-
-    def end_stroke(self, on_applied=None) -> None:
-        """End the stroke; ``on_applied()`` runs on the GUI thread once it is in the class map
-        (after the overlay was told which tiles changed)."""
-        stroke, self._stroke = self._stroke, None
-        if stroke is not None:
-            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].finish(),
-                               on_applied and (lambda _: on_applied()))
-
-    def cancel_stroke(self) -> None:
-        stroke, self._stroke = self._stroke, None
-        if stroke is not None:
-            self.worker.submit(lambda: "stroke" in stroke and stroke["stroke"].cancel())
-
-    def fill_polygon(self, geometry, value: int) -> None:
-        if self.can_edit:
-            session = self.session
-            self._submit(lambda: session.fill_polygon(geometry, value))
-
-    def flood_fill(self, point, value: int, radius_um: float) -> None:
-        if self.can_edit:
-            session = self.session
-            self._submit(lambda: session.flood_fill(point, value, radius_um), self._fill_done)
-
-    def magic_wand(self, point, value: int, tolerance: float, radius_um: float) -> None:
-        if self.can_edit:
-            session, slide = self.session, self.document.reader
-            self._submit(lambda: session.magic_wand(slide, point, value, tolerance, radius_um), self._fill_done)
-
-    def _fill_done(self, result) -> None:
-        if result is not None and result.bounded:
-            self.message.emit(f"Filled {result.pixels:,} px; the area reaches the fill bound and may go on beyond it")
-
-    def undo(self) -> None:
-        if self.session is not None:
-            session = self.session
-            self._submit(session.undo, lambda label: self.message.emit(f"Undid {label}" if label else "Nothing to undo"))
-
-    def redo(self) -> None:
-        if self.session is not None:
-            session = self.session
-            self._submit(session.redo, lambda label: self.message.emit(f"Redid {label}" if label else "Nothing to redo"))
-
-    def history_labels(self) -> tuple[str | None, str | None]:
-        """(undo label, redo label) of the current session."""
-        if self.session is None:
-            return None, None
-        history = self.session.history
-        return history.undo_label, history.redo_label
-
-    def recover(self) -> None:
-        if self.session is not None:
-            session = self.session
-            self._submit(session.recover, title="Cannot recover the unsaved work")
-
-    def discard_recovery(self) -> None:
-        if self.session is not None:
-            session = self.session
-            self._submit(session.discard_recovery)
-
     # --- export -----------------------------------------------------------------------------
     def export(self, folder) -> bool:
         """Write summary.json, regions.csv, classes.geojson and labels.tif into ``folder`` (on
@@ -656,25 +422,16 @@ class AnalysisController(QObject):
             return False
         labels, store, reader, settings = self.labels, self.store, self.document.reader, self.quant_settings()
         quality = self.quality
+        run_stats = self.run_stats.get(str(store.path))
         regions = self.regions()
         self.message.emit(f"Exporting to {folder}...")
 
         def job() -> Path:
-            from lobule.inference.engine import slide_info
-            from lobule.inference.export import export_analysis, prepare_output_dir
-            from lobule.inference.quantify import quantify
+            from lobule.inference.analysis_service import export_results
 
-            out = prepare_output_dir(folder)
-            results = [quantify(labels, region, settings) for region in regions]
-            corrected = labels.corrected_pixels() if labels is not store else 0
-            model = dict(store.model)
-            model["corrections"] = {
-                "corrected_label_pixels": corrected, "store": str(getattr(labels, "folder", "")) or None,
-                "note": "the class map exported is the model output with these human corrections over it"
-                if corrected else "no human corrections"}
-            return export_analysis(out, store=labels, regions=regions, results=results, settings=settings,
-                                   slide=slide_info(reader), model=model, tissue=store.tissue_mask(),
-                                   quality=quality)
+            run = dict(run_stats) if run_stats is not None else None
+            return export_results(folder, slide=reader, store=store, labels=labels, regions=regions,
+                                  settings=settings, quality=quality, run=run)[0]
 
         def done(out: Path) -> None:
             self.last_export = out

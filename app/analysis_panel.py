@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGro
                                QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from lobule.app.analysis_controller import CLASSICAL, WHOLE_TISSUE, default_model, model_names
+from lobule.app.analysis_session import CLASSICAL, WHOLE_TISSUE, default_model, model_names
 from lobule.app.folder_dialog import choose_folder
 from lobule.app.legend import LegendWidget
 from lobule.app.results_panel import ResultsPanel

@@ -33,7 +33,8 @@ from PySide6.QtWidgets import (
 from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
 from lobule.app.errors import error_message as error_text
 from lobule.app.folder_dialog import choose_folder
-from lobule.app.ffa_worker import BackgroundCall, SegmentationJob
+from lobule.app.ffa_worker import segment
+from lobule.app.jobs import Job, start_job
 from lobule.inference.errors import InputError
 from lobule.inference.ffa.predictor import card_threshold
 
@@ -69,9 +70,8 @@ class FFATab(QWidget):
         self.document = FFADocument()
         self.model = DEFAULT_MODEL
         self._segmenter = None
-        self._job: SegmentationJob | None = None
+        self._job: Job | None = None
         self._pending = 0  # background steps under way (loading, evaluating)
-        self._calls: set[BackgroundCall] = set()  # alive until their result arrives
         self._threshold_from_user = False  # the user moved the slider: segmenting keeps their value
         self._truth_path: Path | None = None
         self.card_threshold: float | None = None  # the model card's calibrated threshold
@@ -269,18 +269,14 @@ class FFATab(QWidget):
 
     def _start(self, fn, on_done) -> None:
         """Run ``fn`` on a worker; ``on_done(result)`` or an error line back on this thread."""
-        call = BackgroundCall(fn)
-        self._calls.add(call)
         self._pending += 1
         self._refresh()
 
         def finish() -> None:
-            self._calls.discard(call)
             self._pending -= 1
 
-        call.done.connect(lambda result: (finish(), on_done(result)))
-        call.failed.connect(lambda error: (finish(), self._fail(error_text(error))))
-        call.start()
+        start_job(lambda job: fn(), lambda result: (finish(), on_done(result)),
+                  lambda error: (finish(), self._fail(error_text(error))))
 
     def _on_loaded(self, loaded) -> None:
         self.document.set_image(loaded)
@@ -321,16 +317,13 @@ class FFATab(QWidget):
             return
         if self._job is not None:
             return
-        job = SegmentationJob(self.document.image.angiogram.gray8, self.model, self._segmenter)
-        job.progress.connect(self._on_progress)
-        job.finished.connect(self._on_segmented)
-        job.failed.connect(lambda error: self._job_ended(error_text(error)))
-        job.cancelled.connect(lambda: self._job_ended("segmentation cancelled"))
-        self._job = job
+        gray8, model, segmenter = self.document.image.angiogram.gray8, self.model, self._segmenter
         self.progress.setRange(0, 0)  # busy until the first tile batch reports
         self.error_label.setText("")
+        self._job = start_job(lambda job: segment(job, gray8, model, segmenter), self._on_segmented,
+                              lambda error: self._job_ended(error_text(error)), self._on_progress,
+                              lambda: self._job_ended("segmentation cancelled"))
         self._refresh()
-        job.start()
 
     def cancel_segmentation(self) -> None:
         if self._job is not None:

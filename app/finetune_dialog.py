@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QDialog, QFormLayout, QHBoxLayout, QLabel, QProgr
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from lobule.app.errors import error_message
+from lobule.app.jobs import start_job
 from lobule.models.folders import user_models_dir
 
 
@@ -44,7 +45,7 @@ class FinetuneDialog(QDialog):
         self.setWindowTitle("Fine-tune on my corrections")
         self.setMinimumWidth(460)
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._job = None
         self.result = None
         self.settings = {}  # further FinetuneSettings fields (batch_size, crop, threads...)
         store = controller.store
@@ -132,23 +133,17 @@ class FinetuneDialog(QDialog):
         iterations = self.iterations.value()
         extra = dict(self.settings)
 
-        def run() -> None:
-            from lobule.inference.annotations.finetune import FinetuneCancelled, FinetuneSettings, finetune
+        def run(job):
+            from lobule.inference.annotations.finetune import FinetuneSettings, finetune
             from lobule.inference.engine import select_device
 
-            try:
-                settings = FinetuneSettings(**{"device": select_device("auto"), **extra, "iterations": iterations})
-                result = finetune(self.parent_card, export.folder, out_card, settings, name=name,
-                                  on_progress=self.progress.emit, on_log=self.log.emit, cancel=self._cancel.is_set)
-            except FinetuneCancelled:
-                self.cancelled.emit()
-            except BaseException as error:  # noqa: BLE001 - shown in one line
-                self.failed.emit(error_message(error))
-            else:
-                self.finished.emit(result)
+            settings = FinetuneSettings(**{"device": select_device("auto"), **extra, "iterations": iterations})
+            return finetune(self.parent_card, export.folder, out_card, settings, name=name,
+                            on_progress=job.report, on_log=job.say, cancel=self._cancel)
 
-        self._thread = threading.Thread(target=run, name="lobule-finetune", daemon=True)
-        self._thread.start()
+        self._job = start_job(run, self.finished.emit, lambda error: self.failed.emit(error_message(error)),
+                              self.progress.emit, self.cancelled.emit)
+        self._job.message.connect(self.log)
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -60,12 +60,6 @@ def tile_cache_bytes() -> int:
     return max(mb, MIN_TILE_CACHE_MB) << 20
 
 
-def set_tile_cache_mb(mb: int) -> None:
-    settings = _settings()
-    settings.setValue("viewer/tile_cache_mb", int(mb))
-    settings.sync()
-
-
 def overlay_palette() -> str:
     """The class-overlay palette the user chose (setting ``overlay/palette``; a key of
     :data:`lobule.resources.classes.PALETTES`, default ``okabe-ito``)."""

@@ -22,7 +22,7 @@ from lobule.app.slide_info import SlideInfoPanel
 from lobule.app.slide_view import SlideView
 from lobule.app.tile_layer import SlideTileProvider, TileLayer
 from lobule.app.view_state import PRESET_MAGNIFICATIONS, base_magnification
-from lobule.app.workers import run_in_background
+from lobule.app.jobs import run_in_background
 
 BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px solid #e0c36a; }"
                 " QLabel { color: #4a3b00; }")

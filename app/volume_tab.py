@@ -46,7 +46,7 @@ from PySide6.QtWidgets import (
 
 from lobule.app.volume_view import BRUSH, ERASE, NAVIGATE, POLYGON, VolumeView, overlay_rgba
 from lobule.app.errors import error_message
-from lobule.app.volume_worker import start_job
+from lobule.app.jobs import start_job
 from lobule.inference.volume.volume import AXES
 from lobule.inference.volume.window import PRESET_NAMES, default_preset, window_levels
 
@@ -74,8 +74,8 @@ class VolumeTab(QWidget):
         self.session = None
         self.levels = (0.0, 1.0)
         self._predictors: dict[str, object] = {}
-        self._run_relay = None
-        self._open_relay = None
+        self._run_job = None
+        self._open_job = None
         self._source: tuple[str, object] | None = None  # (path, series) of the open volume
         #: chooses a DICOM series: ``chooser(labels) -> index or None``; replaceable (tests). None:
         #: never ask (offscreen): a folder with several series fails in one line listing them
@@ -343,7 +343,7 @@ class VolumeTab(QWidget):
         ask = self.series_chooser is not None
         axis = self.axis_combo.currentText()
 
-        def job(relay):
+        def job(job):
             from lobule.inference.volume import list_series, load_volume, pick_series
 
             if series is None and Path(path).is_dir():
@@ -355,7 +355,7 @@ class VolumeTab(QWidget):
             return ("volume", (series, load_volume(path, series=series, time_point=time_point, axis=axis)))
 
         def done(outcome) -> None:
-            self._open_relay = None
+            self._open_job = None
             kind, value = outcome
             if kind == "choose":
                 index = self.series_chooser(value)
@@ -367,14 +367,14 @@ class VolumeTab(QWidget):
             self._set_volume(path, *value)
 
         def failed(error: BaseException) -> None:
-            self._open_relay = None
+            self._open_job = None
             self._open_failed(path, error_message(error))
 
-        self._open_relay = start_job(job, done, failed)
+        self._open_job = start_job(job, done, failed)
 
     def is_ready(self) -> bool:
         """True when a volume is shown and nothing is being opened (``lobule view`` waits for it)."""
-        return self.session is not None and self._open_relay is None
+        return self.session is not None and self._open_job is None
 
     def _ask_series(self, labels: list[str]) -> int | None:
         item, ok = QInputDialog.getItem(self, "Several series", "This folder holds several series; open:", labels, 0, False)
@@ -447,7 +447,7 @@ class VolumeTab(QWidget):
         warnings). Ignored while a segmentation runs."""
         if self.session is None or axis == self.session.volume.axis:
             return
-        if self._run_relay is not None:
+        if self._run_job is not None:
             self._set_axis_combo(self.session.volume.axis)
             return
         dropped = len(self.session.supports)
@@ -521,7 +521,7 @@ class VolumeTab(QWidget):
 
     def _edit_mask(self, k: int):
         """Drawing target: slice k's support mask, created on the first stroke."""
-        if self.session is None or self._run_relay is not None:
+        if self.session is None or self._run_job is not None:
             return None
         created = k not in self.session.supports
         mask = self.session.support_mask(k, create=True)
@@ -591,7 +591,7 @@ class VolumeTab(QWidget):
     # ================================================================== running
     def run(self) -> None:
         """Segment every slice from the support slices on a worker thread."""
-        if self.session is None or self._run_relay is not None:
+        if self.session is None or self._run_job is not None:
             return
         try:
             supports = self.session.ready_supports()
@@ -605,43 +605,45 @@ class VolumeTab(QWidget):
         extent = (self.first_spin.value(), self.last_spin.value())
         cached = self._predictors.get(name)
 
-        def job(relay):
+        def job(job):
             from lobule.inference.fewshot.predict import SlicePredictor
 
             predictor = cached or SlicePredictor.from_checkpoint(name)
-            mask = session.compute(predictor, supports, keep_connected=keep, progress=relay.progress.emit,
-                                   cancelled=relay.cancelled, slice_range=extent)
-            return session, predictor, name, mask, sorted(supports), relay.cancelled()
+            self._predictors[name] = predictor  # plain dict write: reused by the next run even if this one stops
+            mask = session.compute(predictor, supports, keep_connected=keep, progress=job.report,
+                                   cancel=job.cancel_event, slice_range=extent)
+            return session, predictor, name, mask, sorted(supports)
 
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)
         self.result_label.setText("Segmenting…")
-        self._run_relay = start_job(job, self._run_done, self._run_failed, self._run_progress)
+        self._run_job = start_job(job, self._run_done, self._run_failed, self._run_progress, self._run_cancelled)
 
     def cancel(self) -> None:
-        if self._run_relay is not None:
-            self._run_relay.cancel()
+        if self._run_job is not None:
+            self._run_job.cancel()
 
     def _run_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
     def _finish_run(self) -> None:
-        self._run_relay = None
+        self._run_job = None
         self.run_button.setEnabled(self.session is not None)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
 
+    def _run_cancelled(self) -> None:
+        self._finish_run()
+        self.progress.setValue(0)
+        self.result_label.setText("Cancelled; the previous result is kept.")
+
     def _run_done(self, outcome) -> None:
-        session, predictor, name, mask, supports, cancelled = outcome
+        session, predictor, name, mask, supports = outcome
         self._finish_run()
         self._predictors[name] = predictor
         if session is not self.session:  # another volume was opened meanwhile
-            return
-        if cancelled:
-            self.progress.setValue(0)
-            self.result_label.setText("Cancelled; the previous result is kept.")
             return
         self.progress.setValue(1)
         self.session.organ = self.organ_edit.text() or "organ"

@@ -338,7 +338,7 @@ class LabelStoreWriter:
         if self.tissue is not None:
             self._group.create_array("tissue", data=self.tissue.mask.astype(np.uint8),
                                      chunks=(DISPLAY_CHUNK, DISPLAY_CHUNK))
-        from lobule.inference.cli import version
+        from lobule.inference.about import lobule_version as version
 
         attrs = {
             "format": FORMAT,

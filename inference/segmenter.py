@@ -107,22 +107,19 @@ def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | Non
 
     Raises
     ------
-    CheckpointError, UnknownModelError
-        From :func:`lobule.models.checkpoint.load_checkpoint`.
-    InputError
-        If the card does not give its input mpp, or the runtime cannot run here.
+    CheckpointError, UnknownModelError, InputError
+        From :func:`lobule.inference.engine.loader.load_model`.
     """
     import torch
 
-    from lobule.inference.engine.runtime import load_forward
+    from lobule.inference.engine.loader import load_model
 
-    forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime=runtime, task="liver-hne")
-    spec = card["input"]
-    model_mpp = float(spec["mpp"])
-    card_tile = int(spec.get("tile_size", 512))
-    tile = int(tile or card_tile)
-    if tile != card_tile and provenance["runtime"] == "openvino":
-        forward, _model, card, provenance = load_forward(name_or_path, device=device, runtime="torch")
+    loaded = load_model(name_or_path, task="liver-hne", device=device, runtime=runtime)
+    model_mpp = loaded.spec.mpp
+    tile = int(tile or loaded.spec.tile_size)
+    if tile != loaded.spec.tile_size and loaded.runtime["runtime"] == "openvino":
+        loaded = load_model(name_or_path, task="liver-hne", device=device, runtime="torch")
+    forward, card, provenance = loaded.forward, loaded.card, loaded.runtime
 
     def scores(batch: np.ndarray) -> np.ndarray:
         logits = forward(batch)
@@ -145,21 +142,13 @@ def load_segmenter(model: str | None, device: str = "auto", **kwargs) -> Segment
     """The segmenter for a ``--model`` value: ``"classical"``, an installed name, a card path, or
     None for the default ``liver-hne`` (if it is not installed the error suggests ``classical``)."""
     from lobule.inference.engine.device import select_device
-    from lobule.models.checkpoint import find_checkpoint
-    from lobule.models.errors import UnknownModelError
+    from lobule.inference.engine.loader import liver_model_name
 
     if model == CLASSICAL:
         return classical_segmenter()
     if model is not None and model.startswith("masks:"):
         return mask_folder_segmenter(model[len("masks:"):])
-    if model is None:
-        try:
-            find_checkpoint("liver-hne")
-        except UnknownModelError:
-            raise UnknownModelError("the liver model liver-hne is not installed; use --model classical "
-                                    "(colour-phase labeller) or --model NAME_OR_CARD") from None
-        model = "liver-hne"
-    return checkpoint_segmenter(model, device=select_device(device), **kwargs)
+    return checkpoint_segmenter(liver_model_name(model), device=select_device(device), **kwargs)
 
 
 def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -146,11 +146,14 @@ class CropSampler:
 
 
 def to_input(images: np.ndarray, mean: Sequence[float], std: Sequence[float], device: str) -> torch.Tensor:
-    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 normalised ``(x / 255 - mean) / std``."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float().div_(255.0)
-    m = torch.tensor(mean, device=device).view(1, 3, 1, 1)
-    s = torch.tensor(std, device=device).view(1, 3, 1, 1)
-    return ((x - m) / s).contiguous()  # NCHW: the permuted view would make the batch channels-last
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 normalised ``(x / 255 - mean) / std``, computed
+    as inference computes it (:func:`lobule.models.normalisation.scale_bias`)."""
+    from lobule.models.normalisation import scale_bias
+
+    scale, bias = (torch.from_numpy(v).to(device).view(1, 3, 1, 1) for v in scale_bias(mean, std))
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+    return torch.addcmul(bias, x, scale).contiguous()  # NCHW (the permuted view is channels-last); the fused
+    # multiply-add of the inference forward (TorchForward), so both see the same numbers
 
 
 def build_model(config: SegmentTrainConfig) -> torch.nn.Module:

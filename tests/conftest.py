@@ -60,3 +60,29 @@ def aperio_j2k_svs(tmp_path_factory) -> Path:
     from lobule.inference.slide.synthetic import write_aperio_j2k_svs
 
     return write_aperio_j2k_svs(tmp_path_factory.mktemp("slides") / "j2k-no-mpp.svs", compression=33003, mpp=None)
+
+
+@pytest.fixture
+def shown(qtbot):
+    """``shown(widget, size=(1200, 800))``: the widget added to qtbot, resized, shown and exposed."""
+
+    def show(widget, size=(1200, 800)):
+        qtbot.addWidget(widget)
+        widget.resize(*size)
+        widget.show()
+        qtbot.waitExposed(widget)
+        return widget
+
+    return show
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch intra-op thread for the test (restored after): tiny models run fastest so, and on
+    a shared 2-core machine more threads only spin. Folders of torch tests use it autouse."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -38,6 +38,8 @@ import numpy as np
 
 from lobule.inference.annotations.training_pairs import read_pairs
 from lobule.inference.errors import InputError
+from lobule.models.cancel import CancelFlag, Cancelled, is_cancelled
+from lobule.models.normalisation import card_mean_std
 from lobule.resources.classes import IGNORE_INDEX, LIVER_CLASSES
 
 
@@ -83,10 +85,6 @@ class FinetuneResult:
     seconds: float
 
 
-class FinetuneCancelled(Exception):
-    """The user cancelled; nothing was written."""
-
-
 def agreement(predictions: list[np.ndarray], labels: list[np.ndarray]) -> dict:
     """Agreement of predicted class maps with corrections over the corrected pixels.
 
@@ -117,20 +115,11 @@ def agreement(predictions: list[np.ndarray], labels: list[np.ndarray]) -> dict:
             "mean_iou": float(np.mean(list(iou.values()))) if iou else None}
 
 
-def _normaliser(card: dict) -> tuple[np.ndarray, np.ndarray]:
-    norm = (card.get("input") or {}).get("normalisation") or {}
-    mean = np.asarray(norm.get("mean", (0.0, 0.0, 0.0)), np.float32)
-    std = np.asarray(norm.get("std", (1.0, 1.0, 1.0)), np.float32)
-    if mean.max() > 1.0 or std.max() > 1.0:  # 0-255 units (as TorchPredictor)
-        mean, std = mean / 255.0, std / 255.0
-    return mean, std
-
-
 def predict_tiles(model, card: dict, images: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
     """Class maps of whole tiles with ``model`` (eval mode, card normalisation)."""
     from lobule.inference.engine.predictor import TorchPredictor
 
-    mean, std = _normaliser(card)
+    mean, std = card_mean_std(card)
     predictor = TorchPredictor(model, name=card.get("name", "model"), mpp=float((card.get("input") or {}).get(
         "mpp", 0.5)), mean=mean, std=std, device=device)
     return [predictor.predict(image[None])[0] for image in images]
@@ -149,7 +138,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
              settings: FinetuneSettings | None = None, *, name: str | None = None,
              on_progress: Callable[[FinetuneProgress], None] | None = None,
              on_log: Callable[[str], None] | None = None,
-             cancel: Callable[[], bool] | None = None) -> FinetuneResult:
+             cancel: CancelFlag = None) -> FinetuneResult:
     """Fine-tune checkpoint ``init`` on the pairs folder ``pairs``; write ``out_card``.
 
     Parameters
@@ -162,7 +151,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
     name : the new model's name (default: the card file's stem).
     on_progress : called before every iteration with the iterations done.
     on_log : the trainer's progress lines (loss, images/s, ETA).
-    cancel : returns True to stop (checked every iteration; raises :class:`FinetuneCancelled`
+    cancel : cancel token, an Event or a callable (checked every iteration; raises :class:`~lobule.models.cancel.Cancelled`
         and writes nothing).
 
     Raises
@@ -189,7 +178,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
                          f"{len(LIVER_CLASSES)} liver classes")
     splits = {"train": train, "val": val}
     before = _evaluate(parent_model, parent, splits, settings.device)
-    mean, std = _normaliser(parent)
+    mean, std = card_mean_std(parent)
     config = SegmentTrainConfig(
         arch=parent["architecture"], arguments=dict(parent["arguments"]), iterations=settings.iterations,
         batch_size=settings.batch_size, crop_size=settings.crop, lr=settings.lr, weight_decay=settings.weight_decay,
@@ -202,14 +191,14 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
         if on_progress is not None:
             on_progress(FinetuneProgress(calls[0], settings.iterations, time.perf_counter() - t_start))
         calls[0] += 1
-        return bool(cancel is not None and cancel())
+        return is_cancelled(cancel)
 
     with tempfile.TemporaryDirectory(prefix="lobule-finetune-") as work:
         result = train_segmentation(config, train, Path(work) / "state.safetensors", device=settings.device,
                                     init=lambda model: model.load_state_dict(state), log=on_log or (lambda _: None),
                                     log_every=max(1, settings.iterations // 20), save_every=10**9, stop=stop)
     if result.iterations < settings.iterations:
-        raise FinetuneCancelled("fine-tuning cancelled")
+        raise Cancelled("fine-tuning cancelled")
     if on_progress is not None:
         on_progress(FinetuneProgress(result.iterations, settings.iterations, time.perf_counter() - t_start))
     model = result.model

@@ -130,10 +130,6 @@ class History:
         return bool(self._undo)
 
     @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
-
-    @property
     def undo_label(self) -> str | None:
         return self._undo[-1].label if self._undo else None
 

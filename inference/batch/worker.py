@@ -74,7 +74,7 @@ class SlideWorker:
         case_dir = Path(out) / item.case
         try:
             if self._cancel.is_set():
-                raise Cancelled()
+                raise Cancelled("analysis cancelled")
             analyze_to_folder(item.slide, case_dir, predictor=self.predictor, roi=item.roi, mpp=item.mpp,
                               cancel=self._cancel, **self._analysis)
             summary = json.loads((case_dir / "summary.json").read_text(encoding="utf-8"))

@@ -78,15 +78,6 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def not_yet_available(command: str) -> Callable[[argparse.Namespace], int]:
-    """Handler for a sub-command whose feature has not landed yet."""
-
-    def handler(args: argparse.Namespace) -> int:
-        raise LobuleError(f"`lobule {command}` is not yet available in this version")
-
-    return handler
-
-
 def run(argv: Sequence[str] | None = None, extra: Sequence[Registrar] = ()) -> int:
     parser = build_parser(extra)
     args = parser.parse_args(argv)

@@ -21,9 +21,27 @@ def default_readers() -> int:
     return 1 if (os.cpu_count() or 1) <= 2 else 2
 
 
-def register(commands, train) -> None:
+def add_slide_model_options(p: argparse.ArgumentParser,
+                            readers_help: str = "tile reader threads (default: 1 on a machine with 2 cores or fewer, "
+                                                "where a second reader takes the CPU from the model; else 2)") -> None:
+    """The options of a command that runs the slide analysis: ``--model``, ``--device``,
+    ``--runtime``, ``--batch-size``, ``--readers``, ``--set KEY=VALUE`` and ``--quiet`` (``lobule
+    analyze`` and ``lobule batch``)."""
     from lobule.inference.engine.runtime import add_runtime_argument
 
+    p.add_argument("--model", default=None, metavar="NAME_OR_CARD",
+                   help="installed model name, checkpoint card path, or 'classical' (colour-phase labeller); "
+                        "default: liver-hne")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_runtime_argument(p)
+    p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
+    p.add_argument("--readers", type=int, default=default_readers(), metavar="N", help=readers_help)
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="quantification setting, e.g. --set focus_min_nuclei=4 (see summary.json 'settings')")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(commands, train) -> None:
     p = commands.add_parser(
         "analyze",
         help="segment a slide and export NAS-related quantification",
@@ -32,24 +50,13 @@ def register(commands, train) -> None:
     )
     p.add_argument("slide", metavar="SLIDE", help="whole-slide image (SVS, NDPI, MRXS, TIFF, ...)")
     p.add_argument("--out", required=True, metavar="DIR", help="export folder (created; files replaced atomically)")
-    p.add_argument("--model", default=None, metavar="NAME_OR_CARD",
-                   help="installed model name, checkpoint card path, or 'classical' (colour-phase labeller); "
-                        "default: liver-hne")
     p.add_argument("--roi", metavar="GEOJSON",
                    help="regions to quantify (QuPath GeoJSON: Polygon with holes, MultiPolygon, Feature or "
                         "FeatureCollection, level-0 pixels); default: the whole tissue")
     p.add_argument("--mpp", type=float, metavar="F", help="micrometres per level-0 pixel (overrides the file)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    add_runtime_argument(p)
-    p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
-    p.add_argument("--readers", type=int, default=default_readers(), metavar="N",
-                   help="tile reader threads (default: 1 on a machine with 2 cores or fewer, where a second "
-                        "reader takes the CPU from the model; else 2)")
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                   help="quantification setting, e.g. --set focus_min_nuclei=4 (see summary.json 'settings')")
+    add_slide_model_options(p)
     p.add_argument("--reuse", action="store_true",
                    help="reuse the saved class map of this slide and model if there is one")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_analyze)
 
 

@@ -13,7 +13,7 @@ import sys
 
 
 def register(commands, train) -> None:
-    from lobule.inference.engine.runtime import add_runtime_argument
+    from lobule.inference.cli.analyze import add_slide_model_options
 
     p = commands.add_parser(
         "batch",
@@ -24,10 +24,7 @@ def register(commands, train) -> None:
     )
     p.add_argument("input", metavar="INPUT", help="folder of slides, or CSV manifest with a header row")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per case)")
-    p.add_argument("--model", default=None, metavar="NAME_OR_CARD",
-                   help="installed model name, checkpoint card path, or 'classical'; default: liver-hne")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    add_runtime_argument(p)
+    add_slide_model_options(p, readers_help="tile reader threads per worker (default: 1 on 2 cores or fewer, else 2)")
     p.add_argument("--address", metavar="ADDR",
                    help="join a running Ray cluster (HOST:PORT, or 'auto'); default: a local Ray instance "
                         "sized to this machine, stopped at the end")
@@ -37,15 +34,10 @@ def register(commands, train) -> None:
                    help="CPUs each worker declares (default 2, or the CPUs divided by --workers)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="F",
                    help="GPUs each worker declares, e.g. 0.5 to share one GPU between two (default 0)")
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
-                   help="quantification setting, as for `lobule analyze`")
-    p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
-    p.add_argument("--readers", type=int, default=2, metavar="N", help="tile reader threads per worker (2)")
     p.add_argument("--retries", type=int, default=1, metavar="N",
                    help="times a worker process that dies is restarted and its slide retried (1)")
     p.add_argument("--retry-failed", action="store_true",
                    help="rerun the cases that failed before (default: skip them while their inputs are unchanged)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_batch)
 
 

@@ -207,11 +207,9 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"--out must name a card file ending in .json, not {out.name}")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder does not exist: {out.parent}")
+    from lobule.inference.cli.outputs import json_output
+
+    out = json_output(args.out)
     import torch
 
     from lobule.models.multicrop import MultiCropConfig

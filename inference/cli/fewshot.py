@@ -24,6 +24,8 @@ PAPER_DEFAULTS = {"iterations": 100_000, "lr": 1e-3, "lr_gamma": 0.98, "lr_step"
 
 
 def register(commands, train) -> None:
+    from lobule.inference.engine.runtime import add_runtime_argument
+
     p = commands.add_parser("fewshot", help="one-shot organ segmentation of MRI/CT volumes")
     sub = p.add_subparsers(dest="fewshot_command", metavar="ACTION")
     p.set_defaults(func=lambda args: _usage(p))
@@ -50,6 +52,7 @@ def register(commands, train) -> None:
     s.add_argument("--csv", default=None, metavar="CSV", help="also write the organ volume and slice areas as CSV")
     s.add_argument("--organ", default="organ", help="organ name written in the CSV (e.g. liver)")
     s.add_argument("--device", default="cpu", help="cpu or cuda")
+    add_runtime_argument(s, torch_only="few-shot")
     s.set_defaults(func=_segment)
 
     e = sub.add_parser("evaluate", help="SSL-ALPNet / DPCENet protocol Dice on image_K/label_K volumes")
@@ -66,6 +69,7 @@ def register(commands, train) -> None:
     e.add_argument("--record-in", action="append", default=[], metavar="CARD",
                    help="also record the numbers in this card's metrics (e.g. the shipped model's card)")
     e.add_argument("--device", default="cpu")
+    add_runtime_argument(e, torch_only="few-shot")
     e.set_defaults(func=_evaluate)
 
     t = train.add_parser("fewshot", help="episodic training of the few-shot organ model (DPCENet or the ALPNet baseline)")
@@ -142,7 +146,7 @@ def _segment(args: argparse.Namespace) -> int:
     mask = load_support_mask(args.support_mask, volume, args.support_slice, label=args.label)
     for warning in check_support(volume, args.support_slice, mask):
         _warn(warning)
-    predictor = SlicePredictor.from_checkpoint(args.model, device=args.device)
+    predictor = SlicePredictor.from_checkpoint(args.model, device=args.device, runtime=args.runtime)
     image = normalise_volume(volume.data, volume.modality)
     started = time.monotonic()
     result = segment_volume(predictor, image, {args.support_slice: mask}, keep_connected=not args.no_connected,
@@ -195,7 +199,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     runs, architectures = [], set()
     loaded_cache: dict[str, object] = {}
     for name in models:
-        predictor = SlicePredictor.from_checkpoint(name, device=args.device)
+        predictor = SlicePredictor.from_checkpoint(name, device=args.device, runtime=args.runtime)
         card = predictor.card
         training = card.get("training", {})
         architectures.add(card["architecture"])
@@ -316,10 +320,9 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"--out must be a card path ending in .json, not {out.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from lobule.inference.cli.outputs import json_output
+
+    out = json_output(args.out, make_parent=True)
     test_organs = parse_organs(args.test_organs)
     supervised = parse_organs(args.supervised_organs)
     if args.setting == 2 and set(test_organs) == set(ORGANS):

@@ -15,6 +15,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="CNP probability threshold in (0, 1) (default: the model card's)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    from lobule.inference.engine.runtime import add_runtime_argument
+
+    add_runtime_argument(p, torch_only="FFA")
 
 
 def register(commands, train) -> None:
@@ -122,7 +125,7 @@ def predict(args: argparse.Namespace) -> int:
         if (out / f"{path.stem}.png").resolve() == path.resolve():
             raise InputError(f"writing the mask to {out / (path.stem + '.png')} would overwrite the input; choose another --out")
     angiograms = [read_angiogram(p) for p in inputs]  # every input checked before any work
-    segmenter = CNPSegmenter.from_checkpoint(args.model, args.device)
+    segmenter = CNPSegmenter.from_checkpoint(args.model, args.device, args.runtime)
     threshold = segmenter.threshold if args.threshold is None else args.threshold
     out = prepare_output_dir(out)  # checked, created only now that every input passed
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,8 @@ def predict(args: argparse.Namespace) -> int:
         print(f"{angiogram.path.name}: CNP {area['cnp_area_px']} px"
               + (f", {area['cnp_area_mm2']:.3f} mm^2" if area["cnp_area_mm2"] is not None else ""))
     write_csv(rows, out / "cnp_areas.csv")
-    write_json({"model": segmenter.name, "threshold": threshold, "images": rows}, out / "cnp_areas.json")
+    write_json({"model": segmenter.name, "runtime": segmenter.runtime, "threshold": threshold, "images": rows},
+               out / "cnp_areas.json")
     return 0
 
 
@@ -176,7 +180,7 @@ def evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise InputError(f"output folder not found: {out.parent}")
-    segmenter = CNPSegmenter.from_checkpoint(args.model, args.device)
+    segmenter = CNPSegmenter.from_checkpoint(args.model, args.device, args.runtime)
     threshold = segmenter.threshold if args.threshold is None else args.threshold
     predictions = predict_pairs(segmenter, triples, parse_label_class(args.label_class))
     report = {"model": segmenter.name, "model_card": segmenter.card.get("path"), **summarise(predictions, threshold)}
@@ -248,11 +252,9 @@ def _crossval(args: argparse.Namespace, config, label_class) -> int:
     from lobule.inference.ffa.export import json_safe, write_json
     from lobule.models.atomic import atomic_write
 
-    out = Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"with --cv, --out must name the table, NAME.json (got {out.name})")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder not found: {out.parent}")
+    from lobule.inference.cli.outputs import json_output
+
+    out = json_output(args.out, "the cross-validation table (with --cv)")
     if args.threads:
         torch.set_num_threads(args.threads)
     methods = [m.strip() for m in args.cv_methods.split(",") if m.strip()]

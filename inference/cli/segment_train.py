@@ -59,11 +59,11 @@ def train_from_args(args) -> int:
     from lobule.models.checkpoint import find_checkpoint, load_checkpoint, read_card, save_checkpoint
     from lobule.models.train_segment import SegmentTrainConfig, train_segmentation
 
-    data, work, out = Path(args.data), Path(args.work), Path(args.out)
-    if out.suffix != ".json":
-        raise InputError(f"--out must name a card file NAME.json, not {out}")
+    from lobule.inference.cli.outputs import json_output
+
+    data, work = Path(args.data), Path(args.work)
+    out = json_output(args.out, make_parent=True)
     work.mkdir(parents=True, exist_ok=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
     folder = _train_folder(data)
     samples = read_split(folder)
     heldout_path = Path(args.heldout) if args.heldout else (data / "heldout.json")

@@ -126,7 +126,7 @@ def analyze_slide(
     if tissue is None:
         tissue = detect_tissue(slide, tissue_settings)
     if is_cancelled(cancel):
-        raise Cancelled()
+        raise Cancelled("analysis cancelled")
     grid = make_grid(slide.dimensions, mpp, predictor.mpp, predictor.tile_size, predictor.margin, tissue)
     prepare = getattr(predictor, "prepare", None)
     if prepare is not None:  # slide-wide statistics, the same for every tile (no seams between tiles)
@@ -149,6 +149,6 @@ def analyze_slide(
         stats = run_tiles(slide, grid, predictor, writer.write, batch_size=batch_size, readers=readers,
                           cancel=cancel, on_progress=on_progress)
         if is_cancelled(cancel):
-            raise Cancelled()
+            raise Cancelled("analysis cancelled")
         store = writer.commit()
     return AnalysisResult(store, tissue, grid, stats)

@@ -12,9 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lobule.models.errors import UnknownModelError
-
-DEFAULT_MODEL = "liver-hne"
+from lobule.inference.engine.loader import DEFAULT_LIVER_MODEL as DEFAULT_MODEL  # noqa: F401 - the engine's export
 
 
 @runtime_checkable
@@ -117,23 +115,18 @@ class TorchPredictor:
         """Load an installed checkpoint (name or card path) for inference on ``device`` with
         ``runtime`` (see :func:`lobule.inference.engine.runtime.build_forward`).
 
-        ``margin`` defaults to an eighth of the card's tile size (64 px of a 512 tile: each kept
-        core of 384 px has 32 um of context at 0.5 um/px; 1.78 tiles' work per core area).
+        ``margin`` defaults to the card's (:class:`~lobule.inference.engine.loader.InputSpec`: an
+        eighth of the tile size, 64 px of a 512 tile: each kept core of 384 px has 32 um of
+        context at 0.5 um/px; 1.78 tiles' work per core area).
         """
-        from lobule.inference.engine.runtime import load_forward
+        from lobule.inference.engine.loader import load_model
 
-        forward, model, card, provenance = load_forward(name_or_path, device=device, runtime=runtime, task="liver-hne")
-        spec = card["input"]
-        norm = spec.get("normalisation") or {}
-        tile_size = int(spec.get("tile_size", 512))
+        loaded = load_model(name_or_path, task="liver-hne", device=device, runtime=runtime)
+        spec = loaded.spec
         return cls(
-            model, name=card["name"], mpp=float(spec["mpp"]), tile_size=tile_size,
-            margin=tile_size // 8 if margin is None else margin,
-            mean=norm.get("mean", (0.0, 0.0, 0.0)), std=norm.get("std", (1.0, 1.0, 1.0)), device=device,
-            info={"kind": "checkpoint", "architecture": card.get("architecture"), "card": card.get("path"),
-                  "weights_sha256": (card.get("weights") or {}).get("sha256"),
-                  "classes": card.get("classes")},
-            forward=forward, runtime=provenance,
+            loaded.module, name=loaded.name, mpp=spec.mpp, tile_size=spec.tile_size,
+            margin=spec.margin if margin is None else margin, mean=spec.mean, std=spec.std, device=device,
+            info=loaded.describe(), forward=loaded.forward, runtime=loaded.runtime,
         )
 
     def predict(self, tiles: np.ndarray) -> np.ndarray:
@@ -266,15 +259,6 @@ def load_predictor(model: str | None = None, device: str = "auto", runtime: str 
 
     if model == "classical":
         return classical_predictor()
-    if model is None:
-        from lobule.models.checkpoint import find_checkpoint
+    from lobule.inference.engine.loader import liver_model_name
 
-        try:
-            find_checkpoint(DEFAULT_MODEL)
-        except UnknownModelError:
-            raise UnknownModelError(
-                f"the liver model {DEFAULT_MODEL} is not installed; "
-                "use --model classical (colour-phase labeller) or --model NAME_OR_CARD"
-            ) from None
-        model = DEFAULT_MODEL
-    return TorchPredictor.from_checkpoint(model, device=select_device(device), runtime=runtime)
+    return TorchPredictor.from_checkpoint(liver_model_name(model), device=select_device(device), runtime=runtime)

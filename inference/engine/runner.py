@@ -26,14 +26,8 @@ import numpy as np
 from lobule.inference.engine.blend import CoreBlender
 from lobule.inference.engine.device import batch_size_for, is_out_of_memory
 from lobule.inference.tiling import Tile, TileGrid, read_tile
+from lobule.models.cancel import CancelFlag, Cancelled, is_cancelled  # noqa: F401 - the engine's cancel token
 from lobule.models.errors import LobuleError
-
-
-class Cancelled(Exception):
-    """The run was cancelled by the user (not an error: nothing was written)."""
-
-    def __init__(self, message: str = "analysis cancelled") -> None:
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -80,17 +74,6 @@ class RunStats:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-CancelFlag = threading.Event | Callable[[], bool] | None
-
-
-def is_cancelled(cancel: CancelFlag) -> bool:
-    if cancel is None:
-        return False
-    if isinstance(cancel, threading.Event):
-        return cancel.is_set()
-    return bool(cancel())
 
 
 def choose_batch_size(predictor) -> int:
@@ -181,7 +164,7 @@ def run_tiles(
     try:
         while done < total:
             if is_cancelled(cancel):
-                raise Cancelled()
+                raise Cancelled("analysis cancelled")
             while next_index < total and len(pending) < size * (prefetch_batches + 1):
                 pending.append((tiles[next_index], pool.submit(read, tiles[next_index])))
                 next_index += 1

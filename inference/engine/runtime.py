@@ -51,8 +51,19 @@ def default_runtime() -> str:
     return value if value in RUNTIMES else "auto"
 
 
-def add_runtime_argument(parser) -> None:
-    """``--runtime auto|torch|torch-bf16|openvino`` on a command that runs a model."""
+def add_runtime_argument(parser, torch_only: str | None = None) -> None:
+    """``--runtime auto|torch|torch-bf16|openvino`` on a command that runs a model.
+
+    ``torch_only``: the kind of model (e.g. ``"FFA"``) when the command's models run in PyTorch
+    only (:mod:`lobule.inference.engine.loader`): the default is then ``auto`` (which gives torch)
+    whatever ``$LOBULE_RUNTIME`` says, and the other runtimes are refused with one line.
+    """
+    if torch_only:
+        parser.add_argument(
+            "--runtime", default="auto", choices=RUNTIMES,
+            help=f"model runtime: {torch_only} models run in PyTorch only, so auto and torch run it and "
+                 "torch-bf16 / openvino are refused; default auto")
+        return
     parser.add_argument(
         "--runtime", default=default_runtime(), choices=RUNTIMES,
         help="model runtime: auto (fastest whose agreement with fp32 was verified on real tiles), torch (fp32), "
@@ -98,14 +109,11 @@ def cache_dir() -> Path:
 
 
 def normalisation(mean, std) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel ``(scale, bias)`` (float32, shape (3,)) with ``x * scale + bias ==
-    (x / 255 - mean) / std`` for uint8 ``x``; mean and std in 0-1 units (values above 1 are
-    taken as 0-255 units)."""
-    mean = np.asarray(mean, np.float32)
-    std = np.asarray(std, np.float32)
-    if mean.max() > 1.0 or std.max() > 1.0:
-        mean, std = mean / 255.0, std / 255.0
-    return (1.0 / (255.0 * std)).astype(np.float32), (-mean / std).astype(np.float32)
+    """Per-channel ``(scale, bias)``: :func:`lobule.models.normalisation.scale_bias`, the one
+    definition training uses too."""
+    from lobule.models.normalisation import scale_bias
+
+    return scale_bias(mean, std)
 
 
 def _first_output(logits):
@@ -425,38 +433,3 @@ def _versions(name: str) -> dict:
 
         versions["openvino"] = openvino.__version__
     return versions
-
-
-def load_forward(name_or_path: str, device: str = "cpu", runtime: str = "torch",
-                 log: Callable[[str], None] | None = None, task: str | None = None) -> tuple[Any, Any, dict, dict]:
-    """The model seam: load a checkpoint (installed name or card path) and build its forward.
-
-    ``task``: if given, the card's ``task`` must be this (e.g. ``"liver-hne"``), checked before
-    the weights are loaded.
-
-    Returns
-    -------
-    (forward, model, card, provenance) : the forward (see :func:`build_forward`), the fp32
-    reference module, the card (with ``"path"``), the runtime provenance.
-
-    Raises
-    ------
-    CheckpointError, UnknownModelError
-        From :func:`lobule.models.checkpoint.load_checkpoint`.
-    InputError
-        If the card does not state its input mpp, or for a runtime this machine cannot run.
-    """
-    from lobule.models.checkpoint import load_checkpoint
-
-    if runtime not in RUNTIMES:
-        raise InputError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    model, card = load_checkpoint(name_or_path, device=device, task=task)
-    spec = card.get("input") or {}
-    if not spec.get("mpp"):
-        raise InputError(f"checkpoint {card['name']} does not state its input mpp (card 'input.mpp')")
-    norm = spec.get("normalisation") or {}
-    forward, provenance = build_forward(
-        model, mean=norm.get("mean", (0.0, 0.0, 0.0)), std=norm.get("std", (1.0, 1.0, 1.0)),
-        tile_size=int(spec.get("tile_size", 512)), mpp=float(spec["mpp"]), device=device, runtime=runtime,
-        key=(card.get("weights") or {}).get("sha256"), log=log)
-    return forward, model, card, provenance

@@ -40,8 +40,8 @@ def export_analysis(out, *, store, regions, results, settings, slide: dict, mode
     OSError
         Unwritable folder or full disk; nothing is then left behind.
     """
-    from lobule.inference.cli import version
-    from lobule.inference.engine.runner import Cancelled
+    from lobule.inference.about import lobule_version as version
+    from lobule.models.cancel import Cancelled
 
     def check() -> None:
         if cancel is not None and cancel():

@@ -1,7 +1,6 @@
 """Running a few-shot checkpoint on slices: support slice + mask -> organ masks of query slices."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,33 +30,38 @@ class SlicePredictor:
     device: str = "cpu"
     batch_size: int = 8
 
+    runtime: dict | None = None
+
     @classmethod
-    def from_checkpoint(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu") -> "SlicePredictor":
-        """Load a ``task: fewshot`` checkpoint by name or card path.
+    def from_checkpoint(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu",
+                        runtime: str = "torch") -> "SlicePredictor":
+        """Load a ``task: fewshot`` checkpoint by name or card path through
+        :func:`lobule.inference.engine.loader.load_model` (``runtime``: ``torch`` or ``auto``;
+        few-shot models run in PyTorch only).
 
         Raises
         ------
         CheckpointError, UnknownModelError
-            Missing or mismatched checkpoint.
+            Missing or mismatched checkpoint, or one of another task.
         InputError
-            A checkpoint of another task.
+            For a runtime other than ``torch`` / ``auto``.
         """
-        from lobule.models.checkpoint import load_checkpoint
+        from lobule.inference.engine.device import select_device
+        from lobule.inference.engine.loader import load_model
 
-        model, card = load_checkpoint(name_or_path, device=device)
-        if card.get("task") != "fewshot":
-            raise InputError(f"model {card.get('name')} is a {card.get('task')} model, not a few-shot organ model")
-        size = int(card.get("input", {}).get("tile_size", 256))
-        return cls(model=model, size=size, card=card, device=device)
+        loaded = load_model(name_or_path, task="fewshot", device=select_device(device), runtime=runtime)
+        return cls(model=loaded.module, size=loaded.spec.tile_size, card=loaded.card, device=loaded.device,
+                   runtime=loaded.runtime)
 
     def probabilities(self, support_image: np.ndarray, support_mask: np.ndarray, queries: np.ndarray,
-                      cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+                      cancel=None) -> np.ndarray:
         """Organ probability of each query slice.
 
         Parameters
         ----------
         support_image : (X, Y) float32 normalised slice (:func:`~lobule.inference.fewshot.preprocess.normalise_volume`).
         support_mask : (X, Y) bool organ mask of the support slice (must not be empty).
+        cancel : cancel token (:mod:`lobule.models.cancel`), polled between batches.
         queries : (N, X', Y') float32 normalised slices (any in-plane size).
 
         Returns
@@ -68,6 +72,7 @@ class SlicePredictor:
         import torch.nn.functional as F
 
         from lobule.inference.fewshot.preprocess import resize_stack
+        from lobule.models.cancel import check_cancelled
 
         if not np.any(support_mask):
             raise InputError("the support mask is empty: outline the organ on the support slice")
@@ -80,8 +85,7 @@ class SlicePredictor:
             s, m = s.to(self.device), m.to(self.device)
             support_feats = self.model.encode(s)
             for start in range(0, len(queries), self.batch_size):
-                if cancelled is not None and cancelled():
-                    break
+                check_cancelled(cancel, "segmentation cancelled")
                 chunk = queries[start : start + self.batch_size]
                 q = torch.from_numpy(resize_stack(chunk, self.size))[:, None].repeat(1, 3, 1, 1).to(self.device)
                 n = q.shape[0]
@@ -94,6 +98,6 @@ class SlicePredictor:
                 out[start : start + n] = prob[:, 0].cpu().numpy()
         return out
 
-    def __call__(self, support_image, support_mask, queries, cancelled=None) -> np.ndarray:
+    def __call__(self, support_image, support_mask, queries, cancel=None) -> np.ndarray:
         """(N, X, Y) bool organ masks (probability > 0.5)."""
-        return self.probabilities(support_image, support_mask, queries, cancelled) > 0.5
+        return self.probabilities(support_image, support_mask, queries, cancel) > 0.5

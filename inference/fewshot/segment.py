@@ -7,6 +7,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from lobule.inference.errors import InputError
+from lobule.models.cancel import CancelFlag, check_cancelled
 
 
 def nearest_support(slice_index: int, supports: list[int]) -> int:
@@ -20,7 +21,7 @@ def segment_volume(
     supports: Mapping[int, np.ndarray],
     keep_connected: bool = True,
     progress: Callable[[int, int], None] | None = None,
-    cancelled: Callable[[], bool] | None = None,
+    cancel: CancelFlag = None,
     slice_range: tuple[int, int] | None = None,
     chunk: int = 16,
 ) -> np.ndarray:
@@ -39,7 +40,8 @@ def segment_volume(
         mask: removes look-alike structures in slices far from the organ. The evaluation protocol
         of SSL-ALPNet does not do this.
     progress : called with (slices done, slices total).
-    cancelled : polled between batches; when it returns True the partial result is returned.
+    cancel : cancel token (:mod:`lobule.models.cancel`), polled between batches; once set,
+        :class:`~lobule.models.cancel.Cancelled` is raised.
     slice_range : (first, last) slices (inclusive) where the organ may be; slices outside stay
         empty. The user knows the organ's extent; the SSL-ALPNet protocol gives it too.
     chunk : query slices per predictor call (progress is reported after each).
@@ -50,6 +52,8 @@ def segment_volume(
 
     Raises
     ------
+    Cancelled
+        Once ``cancel`` is set.
     InputError
         No support, an empty support mask, a support outside the volume or of the wrong shape.
     """
@@ -80,8 +84,7 @@ def segment_volume(
     total, done = last - first + 1 - len(supports), 0
     for k, queries in groups.items():
         for start in range(0, len(queries), chunk):  # chunks: progress and cancel stay responsive
-            if cancelled is not None and cancelled():
-                break
+            check_cancelled(cancel, "segmentation cancelled")
             part = queries[start : start + chunk]
             predicted = predictor(image[:, :, k], supports[k], np.moveaxis(image[:, :, part], 2, 0))
             result[:, :, part] = np.moveaxis(predicted, 0, 2)

@@ -113,11 +113,11 @@ class OneShotSession:
 
     def compute(self, predictor: Callable, supports: dict[int, np.ndarray], keep_connected: bool = True,
                 progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None,
+                cancel=None,
                 slice_range: tuple[int, int] | None = None) -> np.ndarray:
         """Segment every slice, or those of ``slice_range`` (safe on a worker thread: reads only)."""
         return segment_volume(predictor, self.normalised, supports, keep_connected=keep_connected,
-                              progress=progress, cancelled=cancelled, slice_range=slice_range)
+                              progress=progress, cancel=cancel, slice_range=slice_range)
 
     def set_result(self, mask: np.ndarray, supports: list[int], model_name: str = "") -> None:
         if mask.shape != self.volume.shape:

@@ -14,15 +14,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from lobule.models.cancel import CancelFlag, Cancelled, check_cancelled  # noqa: F401 - Cancelled: what cancel raises
+
 TILE = 96
 OVERLAP = 48
 
-Predictor = Callable[[np.ndarray], np.ndarray]
+TileProbabilities = Callable[[np.ndarray], np.ndarray]
 """(N, 1, T, T) float32 tiles -> (N, T, T) float32 probabilities."""
 
 
-class Cancelled(Exception):
-    """Raised inside :func:`predict_tiled` when ``cancelled()`` returns True."""
 
 
 def tile_starts(length: int, tile: int, stride: int) -> list[int]:
@@ -42,13 +42,13 @@ def blend_weights(tile: int) -> np.ndarray:
 
 
 def predict_tiled(
-    predictor: Predictor,
+    predictor: TileProbabilities,
     image: np.ndarray,
     tile: int = TILE,
     overlap: int = OVERLAP,
     batch_size: int = 16,
     progress: Callable[[int, int], None] | None = None,
-    cancelled: Callable[[], bool] | None = None,
+    cancel: CancelFlag = None,
 ) -> np.ndarray:
     """Probability map of a whole image from overlapping tile predictions.
 
@@ -60,7 +60,8 @@ def predict_tiled(
     tile, overlap : tile side and overlap in px (stride = tile - overlap).
     batch_size : tiles per predictor call.
     progress : called as ``progress(done_tiles, total_tiles)`` after each batch.
-    cancelled : polled before each batch; when it returns True, :class:`Cancelled` is raised.
+    cancel : cancel token (:mod:`lobule.models.cancel`), polled before each batch; once set,
+        :class:`~lobule.models.cancel.Cancelled` is raised.
 
     Returns
     -------
@@ -79,8 +80,7 @@ def predict_tiled(
     total = np.zeros(padded.shape, np.float64)
     count = np.zeros(padded.shape, np.float64)
     for first in range(0, len(corners), batch_size):
-        if cancelled is not None and cancelled():
-            raise Cancelled("tiled prediction cancelled")
+        check_cancelled(cancel, "tiled prediction cancelled")
         chunk = corners[first : first + batch_size]
         batch = np.stack([padded[y : y + tile, x : x + tile] for y, x in chunk])[:, None]
         probs = np.asarray(predictor(batch), np.float32)

@@ -23,8 +23,8 @@ CNP_CLASS = 1
 def card_threshold(name_or_path: str = DEFAULT_MODEL) -> float | None:
     """The calibrated operating threshold in a CNP model's card, read without loading weights or
     torch; None when the card cannot be found or read (the error shows when the model is used)."""
-    from lobule.inference.errors import UnknownModelError
     from lobule.models.checkpoint import find_checkpoint, read_card
+    from lobule.models.errors import CheckpointError, UnknownModelError
 
     try:
         card = read_card(find_checkpoint(name_or_path))
@@ -35,16 +35,11 @@ def card_threshold(name_or_path: str = DEFAULT_MODEL) -> float | None:
 
 
 def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' if available, else 'mps' if available, else 'cpu'."""
-    import torch
+    """'auto' -> 'cuda' if available, else 'mps' if available, else 'cpu' (see
+    :func:`lobule.inference.engine.device.select_device`)."""
+    from lobule.inference.engine.device import select_device
 
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
+    return select_device(device)
 
 
 @dataclass
@@ -68,28 +63,28 @@ class CNPSegmenter:
     overlap: int = OVERLAP
     batch_size: int = 16
 
+    runtime: dict | None = None
+
     @classmethod
-    def from_checkpoint(cls, name_or_path: str = DEFAULT_MODEL, device: str = "auto") -> "CNPSegmenter":
-        """Load a checkpoint by name (``ffa-cnp``) or card path.
+    def from_checkpoint(cls, name_or_path: str = DEFAULT_MODEL, device: str = "auto",
+                        runtime: str = "torch") -> "CNPSegmenter":
+        """Load a checkpoint by name (``ffa-cnp``) or card path through
+        :func:`lobule.inference.engine.loader.load_model` (``runtime``: ``torch`` or ``auto``;
+        FFA models run in PyTorch only).
 
         Raises
         ------
         CheckpointError, UnknownModelError
             If the checkpoint is missing, does not match its card, or is not an FFA model.
+        InputError
+            For a runtime other than ``torch`` / ``auto``.
         """
-        from lobule.models.checkpoint import load_checkpoint
+        from lobule.inference.engine.loader import load_model
 
-        device = resolve_device(device)
-        model, card = load_checkpoint(name_or_path, device=device, task="ffa-cnp")
-        inference = card.get("inference", {})
-        return cls(
-            model,
-            card,
-            device,
-            float(inference.get("threshold", DEFAULT_THRESHOLD)),
-            int(inference.get("tile_size", TILE)),
-            int(inference.get("overlap", OVERLAP)),
-        )
+        loaded = load_model(name_or_path, task="ffa-cnp", device=resolve_device(device), runtime=runtime)
+        inference = loaded.card.get("inference", {})
+        return cls(loaded.module, loaded.card, loaded.device, float(inference.get("threshold", DEFAULT_THRESHOLD)),
+                   loaded.spec.tile_size, int(inference.get("overlap", OVERLAP)), runtime=loaded.runtime)
 
     @property
     def name(self) -> str:
@@ -107,14 +102,14 @@ class CNPSegmenter:
         self,
         gray8: np.ndarray,
         progress: Callable[[int, int], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
+        cancel=None,
     ) -> np.ndarray:
         """CNP probability of every pixel.
 
         Parameters
         ----------
         gray8 : (H, W) uint8 angiogram (``Angiogram.gray8``).
-        progress, cancelled : see :func:`lobule.inference.ffa.patches.predict_tiled`.
+        progress, cancel : see :func:`lobule.inference.ffa.patches.predict_tiled`.
 
         Returns
         -------
@@ -122,7 +117,7 @@ class CNPSegmenter:
         """
         self.model.eval()
         prob = predict_tiled(
-            self.predict_tiles, preprocess(gray8), self.tile, self.overlap, self.batch_size, progress, cancelled
+            self.predict_tiles, preprocess(gray8), self.tile, self.overlap, self.batch_size, progress, cancel
         )
         prob[~field_of_view(gray8)] = 0.0
         return prob

@@ -58,7 +58,8 @@ def test_demo_slide_end_to_end(demo_slide, tmp_path, capsys, fast_model):
     assert summary["analysis"]["tissue"]["settings"]["min_area_um2"] > 0
     assert summary["software"]["version"] and summary["created"]
     region = summary["regions"][0]
-    assert region["name"] == "tissue" and region["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert region["name"] == "Whole tissue" and region["classification"] == "Tissue"
+    assert region["geometry"]["type"] in ("Polygon", "MultiPolygon")
     results = region["results"]
     assert 0.3 < results["tissue_area_mm2"] < 0.8  # the section covers about half of 1.1 x 1.5 mm
     assert [g["component"] for g in results["grades"]] == ["steatosis", "lobular inflammation",

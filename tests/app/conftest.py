@@ -22,14 +22,10 @@ def wait_loaded(qtbot):
 
 
 @pytest.fixture
-def slide_tab(qtbot):
+def slide_tab(shown):
     from lobule.app.slide_tab import SlideTab
 
-    tab = SlideTab()
-    qtbot.addWidget(tab)
-    tab.resize(1200, 800)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tab = shown(SlideTab())
     yield tab
     tab.shutdown()
 

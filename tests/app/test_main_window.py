@@ -22,13 +22,10 @@ def dialogs(monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot):
+def window(shown):
     from lobule.app.main_window import MainWindow
 
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
+    win = shown(MainWindow())
     yield win
     win.close()
 

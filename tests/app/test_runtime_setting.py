@@ -37,6 +37,7 @@ def test_run_analysis_uses_the_setting(monkeypatch):
 
     class Slide:
         mpp = (0.5, 0.5)
+        dimensions = (4096, 4096)
         path = "x.svs"
 
     try:

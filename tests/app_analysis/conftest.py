@@ -64,16 +64,29 @@ def analysed_cache(cache, classical_cache):
 
 
 @pytest.fixture
-def tab(qtbot):
+def tab(shown):
     from lobule.app.slide_tab import SlideTab
 
-    tab = SlideTab()
-    qtbot.addWidget(tab)
-    tab.resize(1400, 900)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tab = shown(SlideTab(), (1400, 900))
     yield tab
     tab.shutdown()
+
+
+@pytest.fixture
+def drag(qtbot):
+    """``drag(view, points)``: press the left mouse button over the first level-0 point of
+    ``points``, move through the others and release over the last (a brush stroke, a rectangle)."""
+    from PySide6.QtCore import QPoint, Qt
+
+    def drag_(view, points) -> None:
+        widget = [QPoint(*(round(v) for v in view.level0_to_widget(*p))) for p in points]
+        qtbot.mouseMove(view, widget[0])
+        qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=widget[0])
+        for p in widget[1:]:
+            qtbot.mouseMove(view, p)
+        qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=widget[-1])
+
+    return drag_
 
 
 @pytest.fixture

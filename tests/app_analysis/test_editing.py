@@ -21,16 +21,7 @@ def _labels(analysis, box):
     return analysis.labels.read_labels((x0, y0, x1 - x0, y1 - y0))
 
 
-def _stroke(qtbot, view, points):
-    widget = [QPoint(*(round(v) for v in view.level0_to_widget(*p))) for p in points]
-    qtbot.mouseMove(view, widget[0])
-    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=widget[0])
-    for p in widget[1:]:
-        qtbot.mouseMove(view, p)
-    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=widget[-1])
-
-
-def test_brush_stroke_changes_map_and_numbers_and_undo_restores(tab, open_demo, analysed_cache, qtbot):
+def test_brush_stroke_changes_map_and_numbers_and_undo_restores(tab, open_demo, analysed_cache, qtbot, drag):
     open_demo(tab)
     analysis, view = tab.analysis, tab.view
     area = (840, 660, 1060, 760)
@@ -50,7 +41,7 @@ def test_brush_stroke_changes_map_and_numbers_and_undo_restores(tab, open_demo, 
     qtbot.keyClick(view, Qt.Key.Key_3)  # class 3: inflammatory nuclei
     assert tab.edit_bar.tool_name == "brush" and tab.edit_bar.class_id() == INFLAMMATORY_NUCLEI
     tab.edit_bar.size_field.setValue(20)  # µm diameter: radius 20 label px at 0.5 µm
-    _stroke(qtbot, view, STROKE)
+    drag(view, STROKE)
     qtbot.waitUntil(analysis.is_idle, timeout=60000)
     after = _labels(analysis, area)
     changed = after != before
@@ -76,7 +67,7 @@ def test_brush_stroke_changes_map_and_numbers_and_undo_restores(tab, open_demo, 
     # the eraser removes the correction: the model's output shows again
     qtbot.keyClick(view, Qt.Key.Key_E)
     tab.edit_bar.size_field.setValue(60)
-    _stroke(qtbot, view, STROKE)
+    drag(view, STROKE)
     qtbot.waitUntil(analysis.is_idle, timeout=60000)
     assert (_labels(analysis, area) == before).all()
 

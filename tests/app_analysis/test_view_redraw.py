@@ -48,15 +48,9 @@ def _changed(a, b, where) -> tuple[int, int]:
     return int((diff & inside).sum()), int((diff & ~inside).sum())
 
 
-def _stroke(qtbot, tab, points, tool_key):
-    view = tab.view
-    qtbot.keyClick(view, tool_key)
-    widget = [QPoint(*(round(v) for v in view.level0_to_widget(*p))) for p in points]
-    qtbot.mouseMove(view, widget[0])
-    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=widget[0])
-    for p in widget[1:]:
-        qtbot.mouseMove(view, p)
-    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=widget[-1])
+def _stroke(qtbot, drag, tab, points, tool_key):
+    qtbot.keyClick(tab.view, tool_key)
+    drag(tab.view, points)
     tab.edit_bar.set_tool("pan")  # hides the brush cursor, which is not part of the edit
 
 
@@ -91,7 +85,7 @@ def _setup(qtbot, tab, open_demo, magnification):
 
 
 @pytest.mark.parametrize("magnification, level", [(14, 0), (3, 2)])
-def test_brush_undo_redo_eraser_show_in_the_view(tab, open_demo, analysed_cache, qtbot, magnification, level):
+def test_brush_undo_redo_eraser_show_in_the_view(tab, open_demo, analysed_cache, qtbot, drag, magnification, level):
     view, center, scale = _setup(qtbot, tab, open_demo, magnification)
     analysis = tab.analysis
     assert view.level_for(analysis.layer) == level  # level 2: a display-pyramid level, mode-downsampled
@@ -103,7 +97,7 @@ def test_brush_undo_redo_eraser_show_in_the_view(tab, open_demo, analysed_cache,
 
     qtbot.keyClick(view, Qt.Key.Key_3)  # inflammatory nuclei
     tab.edit_bar.size_field.setValue(diameter_um)
-    _stroke(qtbot, tab, STROKE, Qt.Key.Key_B)
+    _stroke(qtbot, drag, tab, STROKE, Qt.Key.Key_B)
     painted = _frame(qtbot, tab)
     _shows(before, painted, where, at_least=int(0.3 * band))
     # the stroke is drawn in the class colour: red dominates where it was painted
@@ -119,7 +113,7 @@ def test_brush_undo_redo_eraser_show_in_the_view(tab, open_demo, analysed_cache,
     assert (redone == painted).all()
 
     tab.edit_bar.size_field.setValue(2 * diameter_um)
-    _stroke(qtbot, tab, STROKE, Qt.Key.Key_E)
+    _stroke(qtbot, drag, tab, STROKE, Qt.Key.Key_E)
     erased = _frame(qtbot, tab)
     assert (erased == before).all()  # the model's output shows again
     assert view.state.center == center and view.state.scale == scale  # the view did not move

@@ -47,7 +47,7 @@ def test_cohort_finishes_past_failures(first):
         summary = json.loads((out / case / "summary.json").read_text())
         results = summary["regions"][0]["results"]
         grades = {g["component"]: g for g in results["grades"]}
-        assert row["status"] == "ok" and row["error"] == "" and row["reused"] == "no" and row["region"] == "tissue"
+        assert row["status"] == "ok" and row["error"] == "" and row["reused"] == "no" and row["region"] == "Whole tissue"
         assert row["sha256_first_mib"] == summary["slide"]["sha256_first_mib"]
         assert float(row["tissue_mm2"]) == pytest.approx(results["tissue_area_mm2"], rel=1e-12)
         assert float(row["steatosis_percent"]) == pytest.approx(grades["steatosis"]["value"], rel=1e-12)

@@ -55,14 +55,8 @@ def make_angiogram():
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(one_torch_thread):
     """Tiny models run fastest on one thread (and do not fight other test workers for cores)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _ophthalmic_dicom(path, pixels):

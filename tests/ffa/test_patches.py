@@ -47,7 +47,7 @@ def test_stitched_model_equals_direct_on_a_single_tile_image(tiny_checkpoint):
 def test_cancel_stops_between_batches():
     image = np.zeros((300, 300), np.float32)
     with pytest.raises(Cancelled):
-        predict_tiled(pointwise, image, cancelled=lambda: True)
+        predict_tiled(pointwise, image, cancel=lambda: True)
 
 
 def test_blend_weights_favour_tile_centres():

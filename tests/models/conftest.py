@@ -13,10 +13,6 @@ if _HERE not in sys.path:
 
 
 @pytest.fixture(autouse=True)
-def _one_thread_and_seed():
+def _one_thread_and_seed(one_torch_thread):
     """The machine is shared: one intra-op thread; a fixed seed so failures reproduce."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)

@@ -9,14 +9,10 @@ TINY_ARGUMENTS = {"num_classes": 7, "depth": 18, "base_width": 4, "head_channels
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread(one_torch_thread):
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -12,14 +12,8 @@ CHAOS = "chaos_t2_mri"
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
+def _one_torch_thread(one_torch_thread):
     """One intra-op thread: on a shared 2-core machine more threads only spin (restored after)."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
