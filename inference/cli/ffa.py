@@ -81,6 +81,8 @@ def register(commands, train) -> None:
                         "a run without it then assembles the table")
     t.add_argument("--cv-train-patients", type=int, default=None, metavar="N",
                    help="with --cv: at most N training patients per fold, inner validation included (learning curve)")
+    t.add_argument("--cv-report", default=None, metavar="CV.json",
+                   help="a --cv report of this recipe: its pooled and per-patient numbers go in the card")
     t.add_argument("--val-patients", default="", help="comma-separated patient ids held out for early stopping")
     t.add_argument("--test-patients", default="", help="comma-separated patient ids held out for the card's metrics")
     t.add_argument("--seed", type=int, default=0)
@@ -193,7 +195,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
 _TRAIN_OPTIONS = ("images", "labels", "label_class", "out", "name", "arch", "base_width", "reduction_ratio",
                   "dropout", "lr", "batch_size", "patch_size", "epochs", "patience", "patches_per_epoch",
-                  "augment", "cv", "cv_methods", "cv_inner_val", "cv_fold", "cv_train_patients", "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
+                  "augment", "cv", "cv_methods", "cv_inner_val", "cv_fold", "cv_train_patients", "cv_report", "val_patients", "test_patients", "seed", "workdir", "max_minutes", "threads", "device")
 
 
 def _train_command(args: argparse.Namespace) -> str:
@@ -231,7 +233,7 @@ def train_ffa(args: argparse.Namespace) -> int:
         architecture=args.arch, base_width=args.base_width, reduction_ratio=args.reduction_ratio,
         dropout=args.dropout, val_patients=split(args.val_patients), test_patients=split(args.test_patients),
         workdir=args.workdir, resume=args.resume, device=args.device, threads=args.threads,
-        compare=args.compare, notes=args.note, command=_train_command(args),
+        compare=args.compare, notes=args.note, command=_train_command(args), cv_report=args.cv_report,
     )
     config = FFATrainConfig(
         patch_size=args.patch_size, batch_size=args.batch_size, lr=args.lr, max_epochs=args.epochs,

@@ -67,7 +67,7 @@ def headline_metric(card: dict[str, Any], limit: int = 3) -> str:
             continue
         note = section.get("measured_on") or where
         if isinstance(section.get("pooled"), dict):
-            section, note = section["pooled"], f"pooled, {where}" if where else "pooled"
+            section, note = section["pooled"], f"pooled, {note}" if note else "pooled"
         numbers = sorted((_metric_label(k) + (v,) for k, v in section.items()
                           if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("threshold", "tiles")),
                          key=lambda item: item[0])

@@ -33,15 +33,12 @@ from lobule.inference.errors import InputError
 from lobule.inference.ffa.dataset import Sample, find_samples
 from lobule.inference.ffa.io import read_angiogram
 from lobule.inference.ffa.labels import LabelClass, read_label
-from lobule.inference.ffa.metrics import auc_roc, confusion, scores_from_confusion
+from lobule.inference.ffa.metrics import auc_roc, best_f1_threshold, confusion, scores_from_confusion
 from lobule.inference.ffa.preprocess import field_of_view, preprocess
 
 NETWORKS = ("enhance_laddernet", "laddernet")
 BASELINE = "darkness"
 METHODS = (*NETWORKS, BASELINE)
-THRESHOLDS = np.round(np.arange(0.01, 0.991, 0.01), 2)
-"""Candidate operating thresholds (finer than the card's 0.05 grid: the darkness score and
-class-balanced networks put their optimum anywhere in (0, 1))."""
 SIGMAS = (2.0, 4.0, 8.0, 16.0)
 """Candidate Gaussian sigmas (px) of the darkness baseline."""
 
@@ -116,21 +113,6 @@ def _pooled(probabilities, truths, fields):
             np.concatenate([t[f] for t, f in zip(truths, fields)]))
 
 
-def best_threshold(probabilities: list[np.ndarray], truths: list[np.ndarray], fields: list[np.ndarray]) -> float:
-    """The candidate of :data:`THRESHOLDS` maximising pooled F1 inside the fields of view."""
-    score, truth = _pooled(probabilities, truths, fields)
-    order = np.argsort(score)
-    sorted_score, sorted_truth = score[order], truth[order]
-    positives = int(truth.sum())
-    cum = np.concatenate([[0], np.cumsum(sorted_truth)])
-    below = np.searchsorted(sorted_score, THRESHOLDS, side="left")
-    tp = positives - cum[below]
-    fp = (score.size - below) - tp
-    fn = positives - tp
-    f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), -1.0)
-    return float(THRESHOLDS[int(np.argmax(f1))])
-
-
 def darkness(image: np.ndarray, field: np.ndarray, sigma: float) -> np.ndarray:
     """The classical CNP score: ``1 - GaussianBlur(image, sigma)``, 0 outside the field of view.
 
@@ -150,7 +132,7 @@ def fit_darkness(train: list[Case]) -> tuple[float, float]:
                                [c.field for c in train])
         aucs.append(auc_roc(score, truth))
     sigma = SIGMAS[int(np.nanargmax(aucs))]
-    threshold = best_threshold([darkness(c.image, c.field, sigma) for c in train], [c.truth for c in train],
+    threshold = best_f1_threshold([darkness(c.image, c.field, sigma) for c in train], [c.truth for c in train],
                                [c.field for c in train])
     return sigma, threshold
 
@@ -208,7 +190,7 @@ def _network_fold(method: str, train: list[Case], val: list[Case], test: list[Ca
                        validate, config, workdir / "training", log=log)
     segmenter = CNPSegmenter(model, {}, device)
     val_probs = [segmenter.probability(c.gray8) for c in val]
-    threshold = best_threshold(val_probs, [c.truth for c in val], [c.field for c in val])
+    threshold = best_f1_threshold(val_probs, [c.truth for c in val], [c.field for c in val])
     info = {"threshold": threshold, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "stopped": result.stopped, "inner_validation_auc_roc": result.best_auc,
             "minutes": round((time.monotonic() - started) / 60.0, 2), "arguments": arguments}
@@ -235,7 +217,7 @@ def score_method(cases: list[Case], folds: list[FoldResult], fold_patients: list
             for c in members:
                 prob = result.probabilities[c.name]
                 counts = confusion(prob >= threshold, c.truth, c.field)
-                oracle = best_threshold([prob], [c.truth], [c.field])  # not attainable: the cost of one threshold
+                oracle = best_f1_threshold([prob], [c.truth], [c.field])  # not attainable: the cost of one threshold
                 images.append({"name": c.name, "patient": patient, "fold": fold, "threshold": threshold,
                                **scores_from_confusion(counts), "auc_roc": auc_roc(prob, c.truth, c.field),
                                **counts, "cnp_fraction_truth": float(c.truth[c.field].mean()),

@@ -137,17 +137,29 @@ def pooled_metrics(
     return binary_metrics(probability, truth, threshold)
 
 
+THRESHOLDS = np.round(np.arange(0.01, 0.991, 0.01), 2)
+"""Candidate operating thresholds 0.01, 0.02, ..., 0.99 (class-balanced networks and the darkness
+score put their F1 optimum anywhere in (0, 1))."""
+
+
 def best_f1_threshold(
     probabilities: list[np.ndarray], truths: list[np.ndarray], valids: list[np.ndarray] | None = None,
     candidates: np.ndarray | None = None,
 ) -> float:
-    """The threshold (from ``candidates``, default 0.05, 0.10, ..., 0.95) maximising pooled F1."""
-    if candidates is None:
-        candidates = np.round(np.arange(0.05, 0.951, 0.05), 2)
+    """The threshold (from ``candidates``, default :data:`THRESHOLDS`) maximising F1 of the pooled
+    pixels (inside ``valids``, e.g. the fields of view); a pixel is positive when probability >= t.
+    Ties go to the lowest candidate. One sort of the pooled scores, then counts per candidate."""
+    candidates = THRESHOLDS if candidates is None else np.asarray(candidates, np.float64)
     if valids is None:
-        valids = [np.ones(t.shape, bool) for t in truths]
-    probability = np.concatenate([p[v] for p, v in zip(probabilities, valids)])
+        valids = [np.ones(np.shape(t), bool) for t in truths]
+    score = np.concatenate([np.asarray(p)[v] for p, v in zip(probabilities, valids)])
     truth = np.concatenate([np.asarray(t, bool)[v] for t, v in zip(truths, valids)])
-    f1s = [scores_from_confusion(confusion(probability >= t, truth))["f1"] for t in candidates]
-    f1s = [-1.0 if math.isnan(f) else f for f in f1s]
-    return float(candidates[int(np.argmax(f1s))])
+    order = np.argsort(score, kind="stable")
+    cum = np.concatenate([[0], np.cumsum(truth[order])])
+    below = np.searchsorted(score[order], candidates, side="left")  # pixels under each candidate
+    positives = int(truth.sum())
+    tp = positives - cum[below]
+    fp = (score.size - below) - tp
+    fn = positives - tp
+    f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), -1.0)
+    return float(candidates[int(np.argmax(f1))])

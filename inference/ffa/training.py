@@ -49,6 +49,7 @@ class FFATrainRequest:
     compare: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     command: str = ""
+    cv_report: str | None = None
 
 
 PAPER_RECIPE = {"base_width": 64, "reduction_ratio": 8, "lr": 1e-5, "batch_size": 4, "patch_size": 48,
@@ -68,6 +69,62 @@ def deviations(request: FFATrainRequest, config) -> list[str]:
     if config.max_minutes is not None:
         lines.append(f"wall-time budget of {config.max_minutes:g} min per call (paper: none)")
     return lines
+
+
+RECIPE_KEYS = ("patch_size", "batch_size", "lr", "max_epochs", "patience", "patches_per_epoch", "augment",
+               "class_balance", "seed")
+"""Settings that must be equal in a cross-validation report and the run whose card quotes it."""
+
+
+def cross_validation_section(path: str | Path, request: FFATrainRequest, config) -> dict:
+    """The card's ``metrics.held_out`` from a ``lobule train ffa --cv`` report of this recipe.
+
+    Gives the pooled and per-patient Acc / Se / Sp / F1 / AUC-ROC (field of view) of
+    ``request.architecture`` over patients never trained on, each fold's threshold (chosen on that
+    fold's inner validation patients) and the other methods' pooled numbers for comparison.
+
+    Raises
+    ------
+    InputError
+        If the report cannot be read, lacks the architecture, was run on a subset of the training
+        patients (learning curve) or with another recipe (one setting named with both values).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        methods, settings = report["methods"], report["config"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a cross-validation report of lobule train ffa --cv ({exc})") from None
+    method = request.architecture
+    if method not in methods:
+        raise InputError(f"{path}: has no {method} results (it has {', '.join(methods) or 'none'})")
+    if settings.get("train_patients") is not None:
+        raise InputError(f"{path}: a learning-curve run on {settings['train_patients']} training patients per fold, "
+                         "not the full cross-validation")
+    ours = {**asdict(config), "base_width": request.base_width, "dropout": request.dropout}
+    keys = (*RECIPE_KEYS, "base_width", "dropout") + (("reduction_ratio",) if method == "enhance_laddernet" else ())
+    if method == "enhance_laddernet":
+        ours["reduction_ratio"] = request.reduction_ratio
+    for key in keys:
+        if settings.get(key) != ours[key]:
+            raise InputError(f"{path}: cross-validated with {key} {settings.get(key)!r}, this run has {ours[key]!r}")
+    result = methods[method]
+    keep = ("accuracy", "sensitivity", "specificity", "precision", "f1", "auc_roc")
+    return {
+        "measured_on": f"{len(report['folds'])}-fold patient cross-validation",
+        "protocol": report.get("protocol", ""),
+        "pooled": {k: result["pooled"][k] for k in keep if k in result["pooled"]},
+        "mean_patient_f1": result["mean_patient_f1"],
+        "patients": [{k: p[k] for k in ("patient", "fold", "images", "threshold", *keep) if k in p}
+                     for p in result["patients"]],
+        "fold_thresholds": [f["threshold"] for f in result["folds"]],
+        "fold_best_epochs": [f.get("best_epoch") for f in result["folds"]],
+        "other_methods": {m: {k: r["pooled"][k] for k in keep if k in r["pooled"]}
+                          for m, r in methods.items() if m != method},
+        "command": report.get("command", ""),
+    }
 
 
 def _load(samples: list[Sample], label_class: LabelClass):
@@ -118,6 +175,7 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
     if not out.parent.is_dir():
         raise InputError(f"output folder not found: {out.parent}")
     label_class = request.label_class if not isinstance(request.label_class, list) else tuple(request.label_class)
+    held_out = cross_validation_section(request.cv_report, request, config) if request.cv_report else None
     samples = find_samples(request.images, request.labels)
     val_patients, test_patients = request.val_patients, request.test_patients
     if not val_patients and not test_patients:
@@ -172,6 +230,8 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
         pooled = metrics["test"]["pooled"]
         log("held-out test (field of view): " + ", ".join(
             f"{k} {pooled[k]:.4f}" for k in ("accuracy", "sensitivity", "specificity", "f1", "auc_roc")))
+    if held_out is not None:
+        metrics["held_out"] = held_out
     for other in request.compare:
         baseline = CNPSegmenter.from_checkpoint(other, device)
         trained = baseline.card.get("training", {})
@@ -205,7 +265,7 @@ def run_training(request: FFATrainRequest, config, log: Callable[[str], None] = 
                   "preprocessing": {"grayscale": "BT.601 luma", "clahe": {"clip_limit": CLAHE_CLIP_LIMIT,
                                     "tile_grid": list(CLAHE_TILE_GRID)}, "gamma": GAMMA, "scale": "[0, 1]"}},
         "inference": {"tile_size": TILE, "overlap": OVERLAP, "threshold": threshold,
-                      "threshold_rule": "maximises pooled F1 on the validation images (candidates 0.05..0.95)",
+                      "threshold_rule": "maximises pooled F1 on the validation images (candidates 0.01..0.99)",
                       "field_of_view": "probability set to 0 outside the fundus field of view"},
         "training": {
             "data": [{"path": str(Path(request.images)), "labels": request.labels or "beside each image",

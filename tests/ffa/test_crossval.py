@@ -10,7 +10,7 @@ import pytest
 
 from lobule.inference.errors import InputError
 from lobule.inference.ffa import crossval
-from lobule.inference.ffa.metrics import confusion, scores_from_confusion
+from lobule.inference.ffa.metrics import THRESHOLDS, best_f1_threshold, confusion, scores_from_confusion
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_best_threshold_maximises_pooled_f1_inside_the_field():
     truth = prob + rng.normal(0, 0.2, prob.shape) > 0.7
     field = np.ones(prob.shape, bool)
     field[:, :5] = False
-    chosen = crossval.best_threshold([prob], [truth], [field])
-    f1 = {t: scores_from_confusion(confusion(prob >= t, truth, field))["f1"] for t in crossval.THRESHOLDS}
+    chosen = best_f1_threshold([prob], [truth], [field])
+    f1 = {t: scores_from_confusion(confusion(prob >= t, truth, field))["f1"] for t in THRESHOLDS}
     assert f1[chosen] == pytest.approx(max(f1.values()))
 
 
@@ -97,3 +97,41 @@ def test_network_fold_trains_on_training_patients_only_and_cli_writes_the_table(
     assert "| laddernet |" in out.with_suffix(".md").read_text()
     assert main([*common, "--cv-methods", "unet"]) == 2
     assert "unknown method 'unet'" in capsys.readouterr().err
+
+
+def test_card_quotes_only_a_full_cross_validation_of_its_own_recipe(tmp_path):
+    from dataclasses import asdict
+
+    from lobule.inference.ffa.training import FFATrainRequest, cross_validation_section
+    from lobule.models.train_ffa import FFATrainConfig
+
+    config = FFATrainConfig(lr=1e-3, batch_size=32, class_balance=True, augment="angio")
+    request = FFATrainRequest(images="ffa", out="card.json", architecture="laddernet", base_width=8)
+    pooled = {"accuracy": 0.8, "sensitivity": 0.6, "specificity": 0.85, "precision": 0.4, "f1": 0.48, "auc_roc": 0.8,
+              "tp": 6, "fp": 9, "tn": 51, "fn": 4}
+    patient = {"patient": "p1", "fold": 0, "images": 1, "threshold": 0.4, **pooled}
+    report = {"protocol": "by patient", "folds": [{"test": ["p1"]}, {"test": ["p2"]}],
+              "config": {**asdict(config), "base_width": 8, "dropout": 0.25, "reduction_ratio": 8, "inner_val": 2,
+                         "train_patients": None},
+              "methods": {"laddernet": {"pooled": pooled, "mean_patient_f1": 0.4, "patients": [patient],
+                                        "folds": [{"threshold": 0.4, "best_epoch": 3}, {"threshold": 0.5, "best_epoch": 2}]},
+                          "darkness": {"pooled": {**pooled, "f1": 0.4}, "patients": [], "folds": []}}}
+    path = tmp_path / "cv.json"
+    path.write_text(json.dumps(report))
+    section = cross_validation_section(path, request, config)
+    assert section["pooled"]["f1"] == 0.48 and "tp" not in section["pooled"]
+    assert section["fold_thresholds"] == [0.4, 0.5] and section["patients"][0]["patient"] == "p1"
+    assert section["other_methods"]["darkness"]["f1"] == 0.4
+    assert section["measured_on"] == "2-fold patient cross-validation"
+    other = FFATrainConfig(lr=1e-4, batch_size=32, class_balance=True, augment="angio")
+    with pytest.raises(InputError, match="cross-validated with lr 0.001, this run has 0.0001"):
+        cross_validation_section(path, request, other)
+    with pytest.raises(InputError, match="has no enhance_laddernet results"):
+        cross_validation_section(path, FFATrainRequest(images="ffa", out="c.json", base_width=8), config)
+    report["config"]["train_patients"] = 4
+    path.write_text(json.dumps(report))
+    with pytest.raises(InputError, match="learning-curve run on 4 training patients"):
+        cross_validation_section(path, request, config)
+    path.write_text("{")
+    with pytest.raises(InputError, match="not a cross-validation report"):
+        cross_validation_section(path, request, config)

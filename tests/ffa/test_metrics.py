@@ -65,4 +65,5 @@ def test_pooled_metrics_and_best_threshold():
     probs = [np.array([0.8, 0.3]), np.array([0.6, 0.2, 0.1])]
     pooled = pooled_metrics(probs, truths, 0.5)
     assert (pooled["tp"], pooled["fn"], pooled["tn"], pooled["fp"]) == (2, 1, 2, 0)
-    assert best_f1_threshold(probs, truths) == pytest.approx(0.15)  # catches 0.2 but not 0.1
+    assert best_f1_threshold(probs, truths) == pytest.approx(0.11)  # the lowest that catches 0.2 but not 0.1
+    assert best_f1_threshold(probs, truths, candidates=[0.05, 0.15, 0.5]) == pytest.approx(0.15)

@@ -61,7 +61,7 @@ def test_headline_metric_of_the_bundled_cards():
     assert liver.startswith("lipid droplets Dice 0.") and "nuclei Dice 0." in liver and "held-out" in liver
     assert "IoU" not in liver
     ffa = headline_metric(read_card(MODELS_DIR / "ffa-cnp.json"))
-    assert ffa.startswith("F1 0.") and "AUC 0." in ffa and ffa.endswith("(pooled, test set)")
+    assert ffa.startswith("F1 0.") and "AUC 0." in ffa and ffa.endswith("(pooled, 5-fold patient cross-validation)")
     assert headline_metric(read_card(MODELS_DIR / "fewshot-mri.json")).startswith("mean Dice % ")
     assert headline_metric({"metrics": {"headline": "Dice 0.9 on 12 slides"}}) == "Dice 0.9 on 12 slides"
     assert headline_metric({"metrics": {}}) == "-"
