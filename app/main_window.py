@@ -8,11 +8,12 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
-from lobule.app import routing, settings
-from lobule.app.errors import error_message, show_error
+from lobule.app import routing
+from lobule.app.shared import settings
+from lobule.app.shared.errors import error_message, show_error
 from lobule.app.lazy_tab import LazyTab
-from lobule.app.slide_tab import SlideTab
-from lobule.app.view_state import PRESET_MAGNIFICATIONS
+from lobule.app.slide.slide_tab import SlideTab
+from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS
 from lobule.models.errors import LobuleError
 
 SLIDE_FILTER = ("Slides and images (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.bif *.vms *.vmu *.svslide *.dcm "
@@ -335,13 +336,13 @@ class MainWindow(QMainWindow):
 
 
 def _make_ffa_tab() -> QWidget:
-    from lobule.app.ffa_tab import FFATab
+    from lobule.app.ffa.ffa_tab import FFATab
 
     return FFATab()
 
 
 def _make_volume_tab() -> QWidget:
-    from lobule.app.volume_tab import VolumeTab
+    from lobule.app.volume.volume_tab import VolumeTab
 
     return VolumeTab()
 

@@ -2,7 +2,7 @@
 
 On (a) the bundled demo slide and (b) a large pyramidal TIFF (60000x40000 px, JPEG tiles,
 0.25 um/px; written by ``benchmarks/tile_read.py``'s writer, or reused when it exists), with a
-1920x1080 :class:`lobule.app.slide_view.SlideView` offscreen and 2 tile threads, it measures:
+1920x1080 :class:`lobule.app.slide.slide_view.SlideView` offscreen and 2 tile threads, it measures:
 
 - open: ``load_document`` (open, thumbnail, associated images) plus the first complete viewport
   (the slide fitted), from a cold viewer;
@@ -74,7 +74,7 @@ def wait(app, condition, timeout: float = 60.0) -> float:
 
 def make_view(threads: int):
     """A shown 1920x1080 SlideView with the default 512 MB tile cache."""
-    from lobule.app.slide_view import SlideView
+    from lobule.app.slide.slide_view import SlideView
 
     view = SlideView(cache_bytes=512 << 20, threads=threads)
     view.resize(*VIEWPORT)
@@ -83,9 +83,9 @@ def make_view(threads: int):
 
 
 def open_slide_in(app, view, path: Path, tile_size: int):
-    from lobule.app.slide_document import load_document
-    from lobule.app.tile_layer import SlideTileProvider, TileLayer
-    from lobule.app.view_state import base_magnification
+    from lobule.app.slide.slide_document import load_document
+    from lobule.app.slide.tile_layer import SlideTileProvider, TileLayer
+    from lobule.app.slide.view_state import base_magnification
 
     start = time.perf_counter()
     document = load_document(path)

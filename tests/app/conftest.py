@@ -23,7 +23,7 @@ def wait_loaded(qtbot):
 
 @pytest.fixture
 def slide_tab(shown):
-    from lobule.app.slide_tab import SlideTab
+    from lobule.app.slide.slide_tab import SlideTab
 
     tab = shown(SlideTab())
     yield tab
@@ -42,7 +42,7 @@ def no_mpp_tiff(tmp_path_factory):
 def gated_provider():
     """A TileProvider class whose reads wait for ``gate`` (a threading.Event) and are logged;
     tiles are solid ``colour`` (RGB)."""
-    from lobule.app.tile_layer import TileProvider
+    from lobule.app.slide.tile_layer import TileProvider
 
     class GatedProvider(TileProvider):
         def __init__(self, size=(4096, 4096), levels=3, tile_size=256, colour=(200, 30, 30)):

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from lobule.app.jobs import SerialRunner, start_job
+from lobule.app.shared.jobs import SerialRunner, start_job
 from lobule.models.cancel import Cancelled, check_cancelled
 
 

@@ -2,7 +2,7 @@
 the Analyze button's model loading."""
 from __future__ import annotations
 
-from lobule.app import settings
+from lobule.app.shared import settings
 from lobule.app.main_window import MainWindow
 from lobule.inference.engine import runtime as rt
 
@@ -21,7 +21,7 @@ def test_runtime_menu_stores_the_choice(qtbot):
 
 def test_run_analysis_uses_the_setting(monkeypatch):
     import lobule.inference.engine as engine
-    from lobule.app import analysis_worker
+    from lobule.app.slide import analysis_worker
 
     asked = {}
 

@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QWheelEvent
 
-from lobule.app.slide_view import SlideView
-from lobule.app.tile_layer import TileLayer
+from lobule.app.slide.slide_view import SlideView
+from lobule.app.slide.tile_layer import TileLayer
 
 
 def _pixels(widget) -> np.ndarray:
@@ -152,7 +152,7 @@ def test_overlay_layer_invalidation_reloads_tiles(qtbot, gated_provider):
 
 
 def test_cache_stays_within_its_budget_while_panning(qtbot, pyramid_tiff, wait_loaded):
-    from lobule.app.slide_tab import SlideTab
+    from lobule.app.slide.slide_tab import SlideTab
 
     tab = SlideTab()
     qtbot.addWidget(tab)
@@ -190,7 +190,7 @@ def test_slide_without_mpp_asks_for_it(slide_tab, wait_loaded, no_mpp_tiff):
 
 
 def test_label_store_overlay_draws_class_colours_over_the_slide(qtbot, gated_provider, tmp_path):
-    from lobule.app.label_layer import label_layer
+    from lobule.app.slide.label_layer import label_layer
     from lobule.inference.labelstore import store_from_array
     from lobule.resources.classes import LIVER_CLASSES, PARENCHYMA, STEATOSIS
 

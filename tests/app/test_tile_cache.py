@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lobule.app.tile_cache import TileCache
+from lobule.app.slide.tile_cache import TileCache
 
 
 def test_cache_never_exceeds_its_byte_budget():

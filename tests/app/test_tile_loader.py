@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lobule.app.tile_layer import TileKey, TileRequest
-from lobule.app.tile_loader import TileLoader, array_to_qimage
+from lobule.app.slide.tile_layer import TileKey, TileRequest
+from lobule.app.slide.tile_loader import TileLoader, array_to_qimage
 
 
 def _requests(provider, cells, layer_id=1):

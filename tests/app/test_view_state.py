@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lobule.app.view_state import ViewState, base_magnification
+from lobule.app.slide.view_state import ViewState, base_magnification
 
 
 def test_level0_widget_round_trip_and_visible_rect():

@@ -30,7 +30,7 @@ def classical_cache(tmp_path_factory, demo_slide):
 
     from shapely.geometry import box
 
-    from lobule.app.analysis_worker import run_analysis
+    from lobule.app.slide.analysis_worker import run_analysis
     from lobule.inference.regions import Region
     from lobule.inference.slide import open_slide
 
@@ -65,7 +65,7 @@ def analysed_cache(cache, classical_cache):
 
 @pytest.fixture
 def tab(shown):
-    from lobule.app.slide_tab import SlideTab
+    from lobule.app.slide.slide_tab import SlideTab
 
     tab = shown(SlideTab(), (1400, 900))
     yield tab

@@ -34,7 +34,7 @@ def test_finetune_dialog_trains_on_corrections_and_switches_model(tab, open_demo
     from lobule.models.registry import create_model
     from lobule.resources.classes import class_table_json
 
-    from lobule.app.finetune_dialog import user_models_dir
+    from lobule.app.slide.finetune_dialog import user_models_dir
 
     torch.manual_seed(0)
     card = {"name": "tiny-parent", "task": "liver-hne", "architecture": "unet",

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 @pytest.fixture
 def tab(qtbot, tiny_checkpoint):
-    from lobule.app.ffa_tab import FFATab
+    from lobule.app.ffa.ffa_tab import FFATab
 
     widget = FFATab()
     qtbot.addWidget(widget)
@@ -169,7 +169,7 @@ def test_ground_truth_defaults_to_the_class_the_labelme_np_polygons_beside_it_ou
 
     from PIL import Image
 
-    from lobule.app.ffa_document import load_truth_choices
+    from lobule.app.ffa.ffa_document import load_truth_choices
 
     label = np.zeros((128, 112), np.uint8)
     label[10:60, 10:60] = 1
@@ -192,7 +192,7 @@ def test_ground_truth_defaults_to_the_class_the_labelme_np_polygons_beside_it_ou
 def test_real_ffa_label_png_defaults_to_non_perfusion(shared_data):
     from PIL import Image
 
-    from lobule.app.ffa_document import load_truth_choices
+    from lobule.app.ffa.ffa_document import load_truth_choices
 
     folder = shared_data / "ffa_nonperfusion" / "p02-1_016"
     if not folder.is_dir():

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from lobule.app.volume_view import BRUSH, ERASE, POLYGON
+from lobule.app.volume.volume_view import BRUSH, ERASE, POLYGON
 
 
 @pytest.fixture
 def tab(qtbot):
-    from lobule.app.volume_tab import VolumeTab
+    from lobule.app.volume.volume_tab import VolumeTab
 
     widget = VolumeTab()
     qtbot.addWidget(widget)
@@ -24,7 +24,7 @@ def tab(qtbot):
 def test_no_torch_at_import():
     import subprocess
 
-    code = "import sys, lobule.app.volume_tab; print('torch' in sys.modules)"
+    code = "import sys, lobule.app.volume.volume_tab; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -213,7 +213,7 @@ def test_side_panel_fits_a_1000_px_window_with_the_area_plot_and_exports(qtbot):
     axis and the export buttons were below the fold. The plot now takes the height left."""
     from PySide6.QtWidgets import QScrollArea
 
-    from lobule.app.volume_tab import VolumeTab
+    from lobule.app.volume.volume_tab import VolumeTab
 
     window = VolumeTab()
     qtbot.addWidget(window)

@@ -12,9 +12,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QToolBar, QWidget
 
-from lobule.app.edit_tools import BrushTool, ClickFillTool, class_colour
-from lobule.app.legend import swatch
-from lobule.app.region_tools import FreehandTool, PolygonTool, RectangleTool
+from lobule.app.slide.edit_tools import BrushTool, ClickFillTool, class_colour
+from lobule.app.slide.legend import swatch
+from lobule.app.slide.region_tools import FreehandTool, PolygonTool, RectangleTool
 from lobule.resources.classes import LIVER_CLASSES, PARENCHYMA
 
 DEFAULT_BRUSH_UM = 20.0

@@ -1,8 +1,8 @@
 """Correction tools of the slide view: class brush, eraser, and click fills (flood fill, magic
-wand). Polygon fill is :class:`~lobule.app.region_tools.PolygonTool` with a fill callback.
+wand). Polygon fill is :class:`~lobule.app.slide.region_tools.PolygonTool` with a fill callback.
 
 The tools only turn mouse events into calls of the
-:class:`~lobule.app.analysis_controller.AnalysisController` (which applies them to the
+:class:`~lobule.app.slide.analysis_controller.AnalysisController` (which applies them to the
 corrections layer on its worker thread); while a stroke is painted, the tool draws its trail at
 once, so painting stays fluid whatever the overlay tiles are doing.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 
-from lobule.app.region_tools import ViewTool
+from lobule.app.slide.region_tools import ViewTool
 from lobule.resources.classes import LIVER_CLASSES
 
 ERASER_COLOUR = QColor(255, 255, 255)

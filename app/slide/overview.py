@@ -7,8 +7,8 @@ from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
-from lobule.app.slide_view import SlideView
-from lobule.app.tile_loader import array_to_qimage
+from lobule.app.slide.slide_view import SlideView
+from lobule.app.slide.tile_loader import array_to_qimage
 
 MAX_SIDE = 220  # px, long side of the overview
 MARGIN = 10  # px from the view's top-right corner

@@ -1,7 +1,7 @@
 """Drawing tools of the slide view: rectangle, polygon and freehand outlines.
 
 A tool gets the view's mouse events with the level-0 position (see
-:meth:`lobule.app.slide_view.SlideView.set_tool`) and draws its outline in progress as a view
+:meth:`lobule.app.slide.slide_view.SlideView.set_tool`) and draws its outline in progress as a view
 overlay. When an outline is complete it calls ``on_done(geometry)`` with a shapely Polygon in
 level-0 pixels; what the outline is for (a region, a polygon fill) is the caller's business.
 With any tool, the right or middle mouse button drags the slide.

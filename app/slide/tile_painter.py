@@ -18,9 +18,9 @@ from __future__ import annotations
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QImage, QPainter, QRegion
 
-from lobule.app.tile_cache import TileCache
-from lobule.app.tile_layer import TileKey, TileLayer
-from lobule.app.view_state import ViewState
+from lobule.app.slide.tile_cache import TileCache
+from lobule.app.slide.tile_layer import TileKey, TileLayer
+from lobule.app.slide.view_state import ViewState
 
 SCALES_PER_FRAME = 6  # tiles scaled to the settled zoom per frame at most (~1.2 ms each for 512 px)
 

@@ -7,18 +7,18 @@ slide shown it holds
   reopened, or made by :meth:`analyze`),
 - the :class:`~lobule.inference.annotations.AnnotationSession` over it (corrections, regions,
   undo, autosave and recovery); its merged view is what the overlay draws and what is measured,
-- the class-overlay :class:`~lobule.app.tile_layer.TileLayer` in the slide view,
+- the class-overlay :class:`~lobule.app.slide.tile_layer.TileLayer` in the slide view,
 - a :class:`~lobule.inference.annotations.follow.QuantFollower` that re-measures the whole
   tissue and every drawn region after each change, on its own thread.
 
-Regions and corrections are its :class:`~lobule.app.analysis_edits.AnalysisEdits` part; opening a
-saved analysis is :mod:`lobule.app.analysis_session`; Analyze runs
+Regions and corrections are its :class:`~lobule.app.slide.analysis_edits.AnalysisEdits` part; opening a
+saved analysis is :mod:`lobule.app.slide.analysis_session`; Analyze runs
 :func:`lobule.inference.analysis_service.segment_slide` and Export
 :func:`lobule.inference.analysis_service.export_results`, as ``lobule analyze`` does.
 
 Threads: every call that touches the session (brush segments, fills, undo, regions, opening,
-closing, exporting) goes through one :class:`~lobule.app.jobs.SerialRunner` in order;
-the analysis runs as its own :class:`~lobule.app.jobs.Job` (:func:`~lobule.app.analysis_worker.run_analysis`); the
+closing, exporting) goes through one :class:`~lobule.app.shared.jobs.SerialRunner` in order;
+the analysis runs as its own :class:`~lobule.app.shared.jobs.Job` (:func:`~lobule.app.slide.analysis_worker.run_analysis`); the
 session's and the follower's events are relayed to the GUI thread through queued signals. The
 widgets only call methods and listen to signals.
 """
@@ -29,12 +29,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from lobule.app.analysis_edits import AnalysisEdits
-from lobule.app.analysis_session import WHOLE_TISSUE, follower_class, model_names, open_session, restore_session
-from lobule.app.analysis_worker import run_analysis
-from lobule.app.errors import error_message
-from lobule.app.jobs import Job, SerialRunner
-from lobule.app.label_layer import label_layer
+from lobule.app.slide.analysis_edits import AnalysisEdits
+from lobule.app.slide.analysis_session import WHOLE_TISSUE, follower_class, model_names, open_session, restore_session
+from lobule.app.slide.analysis_worker import run_analysis
+from lobule.app.shared.errors import error_message
+from lobule.app.shared.jobs import Job, SerialRunner
+from lobule.app.slide.label_layer import label_layer
 from lobule.inference.regions import Region
 from lobule.resources.classes import LIVER_CLASSES
 

@@ -8,7 +8,7 @@ next coarser level, so pans and zoom-outs find something to show).
 
 Extension points for later work (class overlays, region drawing):
 
-- layers: :meth:`add_layer` / :meth:`remove_layer` with :class:`~lobule.app.tile_layer.TileLayer`
+- layers: :meth:`add_layer` / :meth:`remove_layer` with :class:`~lobule.app.slide.tile_layer.TileLayer`
   (own provider, opacity, visibility, :meth:`TileLayer.invalidate` to reload changed tiles);
 - transforms: :meth:`level0_to_widget`, :meth:`widget_to_level0`, :meth:`view_transform`;
 - vector overlays: :meth:`add_overlay`, objects with ``paint(painter, view)`` drawn above the
@@ -24,12 +24,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QRegion, QTransform
 from PySide6.QtWidgets import QWidget
 
-from lobule.app.scale_bar import paint_scale_bar
-from lobule.app.tile_cache import TileCache
-from lobule.app.tile_layer import TileKey, TileLayer, TileRequest
-from lobule.app.tile_loader import TileLoader, array_to_qimage
-from lobule.app.tile_painter import TilePainter
-from lobule.app.view_state import ViewState
+from lobule.app.slide.scale_bar import paint_scale_bar
+from lobule.app.slide.tile_cache import TileCache
+from lobule.app.slide.tile_layer import TileKey, TileLayer, TileRequest
+from lobule.app.slide.tile_loader import TileLoader, array_to_qimage
+from lobule.app.slide.tile_painter import TilePainter
+from lobule.app.slide.view_state import ViewState
 
 BACKGROUND = QColor(58, 60, 64)
 SLIDE_BACKGROUND = QColor(255, 255, 255)

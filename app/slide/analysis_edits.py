@@ -1,5 +1,5 @@
 """Regions and corrections of the Slide tab's analysis: the :class:`AnalysisEdits` part of
-:class:`~lobule.app.analysis_controller.AnalysisController`.
+:class:`~lobule.app.slide.analysis_controller.AnalysisController`.
 
 Every call that touches the annotation session (drawn regions, brush strokes, fills, undo and
 redo, recovery) is queued on the controller's serial worker; without a session (before the
@@ -7,8 +7,8 @@ analysis, or a read-only class map) drawn regions are kept as pending and measur
 """
 from __future__ import annotations
 
-from lobule.app.analysis_session import WHOLE_TISSUE
-from lobule.app.errors import error_message
+from lobule.app.slide.analysis_session import WHOLE_TISSUE
+from lobule.app.shared.errors import error_message
 from lobule.inference.regions import Region, as_area
 
 

@@ -1,6 +1,6 @@
 """The Slide tab's analysis side panel: Analyze (model, area, progress, Cancel) on top, then
 tabs for the numbers of the selected region, the class legend with overlay opacity and the
-regions, and Export and Fine-tune at the bottom (all in sight without scrolling). It only calls the :class:`~lobule.app.analysis_controller.AnalysisController` and
+regions, and Export and Fine-tune at the bottom (all in sight without scrolling). It only calls the :class:`~lobule.app.slide.analysis_controller.AnalysisController` and
 listens to its signals."""
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGro
                                QListWidget, QListWidgetItem, QMessageBox, QProgressBar, QPushButton, QScrollArea,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from lobule.app.analysis_session import CLASSICAL, WHOLE_TISSUE, default_model, model_names
-from lobule.app.folder_dialog import choose_folder
-from lobule.app.legend import LegendWidget
-from lobule.app.results_panel import ResultsPanel
+from lobule.app.slide.analysis_session import CLASSICAL, WHOLE_TISSUE, default_model, model_names
+from lobule.app.shared.folder_dialog import choose_folder
+from lobule.app.slide.legend import LegendWidget
+from lobule.app.slide.results_panel import ResultsPanel
 
 REGION_FILTER = "Regions (*.geojson *.json);;All files (*)"
 

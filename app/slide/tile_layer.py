@@ -4,7 +4,7 @@ A :class:`TileLayer` is plain state (no Qt): a :class:`TileProvider` that cuts i
 pyramid of tiles, an opacity, a visibility flag, and an optional whole-extent preview image.
 The slide itself is the bottom layer (:class:`SlideTileProvider`); a class overlay from a label
 store is another layer with its own provider (RGBA tiles), drawn through the same asynchronous
-tile path (:mod:`lobule.app.tile_loader`) and cache (:mod:`lobule.app.tile_cache`).
+tile path (:mod:`lobule.app.slide.tile_loader`) and cache (:mod:`lobule.app.slide.tile_cache`).
 
 Coordinates: every provider places its tiles in the **slide's level-0 pixel frame** through its
 ``level_downsamples`` (slide level-0 pixels per provider-level pixel). A label store at 1 um/px

@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from lobule.app.tile_layer import TileProvider, TileRequest
+from lobule.app.slide.tile_layer import TileProvider, TileRequest
 from lobule.models.errors import LobuleError
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from lobule.app.tile_layer import TileLayer, TileProvider
+from lobule.app.slide.tile_layer import TileLayer, TileProvider
 
 
 class LabelStoreTileProvider(TileProvider):

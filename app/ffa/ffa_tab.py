@@ -4,7 +4,7 @@ click, adjust the threshold, read the CNP area, export the mask and the numbers,
 a ground-truth mask (Acc, Se, Sp, F1, AUC-ROC and the ROC curve).
 
 Reading, preprocessing, the model and AUC run on worker threads; this module imports no torch.
-The state lives in :class:`lobule.app.ffa_document.FFADocument`; the widgets only show it.
+The state lives in :class:`lobule.app.ffa.ffa_document.FFADocument`; the widgets only show it.
 """
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from lobule.app.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
-from lobule.app.errors import error_message as error_text
-from lobule.app.folder_dialog import choose_folder
-from lobule.app.ffa_worker import segment
-from lobule.app.jobs import Job, start_job
+from lobule.app.ffa.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
+from lobule.app.shared.errors import error_message as error_text
+from lobule.app.shared.folder_dialog import choose_folder
+from lobule.app.ffa.ffa_worker import segment
+from lobule.app.shared.jobs import Job, start_job
 from lobule.inference.errors import InputError
 from lobule.inference.ffa.predictor import card_threshold
 

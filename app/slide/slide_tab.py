@@ -10,19 +10,19 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
-from lobule.app import settings
-from lobule.app.analysis_controller import AnalysisController
-from lobule.app.analysis_panel import AnalysisPanel
-from lobule.app.edit_toolbar import EditToolBar
-from lobule.app.errors import error_message
-from lobule.app.overview import OverviewWidget
-from lobule.app.region_overlay import RegionOverlay
-from lobule.app.slide_document import SlideDocument, load_document
-from lobule.app.slide_info import SlideInfoPanel
-from lobule.app.slide_view import SlideView
-from lobule.app.tile_layer import SlideTileProvider, TileLayer
-from lobule.app.view_state import PRESET_MAGNIFICATIONS, base_magnification
-from lobule.app.jobs import run_in_background
+from lobule.app.shared import settings
+from lobule.app.slide.analysis_controller import AnalysisController
+from lobule.app.slide.analysis_panel import AnalysisPanel
+from lobule.app.slide.edit_toolbar import EditToolBar
+from lobule.app.shared.errors import error_message
+from lobule.app.slide.overview import OverviewWidget
+from lobule.app.slide.region_overlay import RegionOverlay
+from lobule.app.slide.slide_document import SlideDocument, load_document
+from lobule.app.slide.slide_info import SlideInfoPanel
+from lobule.app.slide.slide_view import SlideView
+from lobule.app.slide.tile_layer import SlideTileProvider, TileLayer
+from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS, base_magnification
+from lobule.app.shared.jobs import run_in_background
 
 BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px solid #e0c36a; }"
                 " QLabel { color: #4a3b00; }")
@@ -209,7 +209,7 @@ class SlideTab(QWidget):
 
     def open_finetune(self) -> None:
         """Show the "Fine-tune on my corrections" dialog."""
-        from lobule.app.finetune_dialog import FinetuneDialog
+        from lobule.app.slide.finetune_dialog import FinetuneDialog
 
         dialog = FinetuneDialog(self.analysis, self)
         dialog.modelChosen.connect(self._use_model)

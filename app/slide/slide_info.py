@@ -8,8 +8,8 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
                                QPushButton, QScrollArea, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from lobule.app.slide_document import SlideDocument
-from lobule.app.tile_loader import array_to_qimage
+from lobule.app.slide.slide_document import SlideDocument
+from lobule.app.slide.tile_loader import array_to_qimage
 
 ASSOCIATED_WIDTH = 250  # px, associated images in the panel
 MISSING_STYLE = "color: #b45309; font-weight: bold;"

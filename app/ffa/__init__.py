@@ -1,0 +1,1 @@
+"""The ffa part of the desktop app."""

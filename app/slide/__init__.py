@@ -1,0 +1,1 @@
+"""The slide part of the desktop app."""

@@ -1,0 +1,1 @@
+"""The volume part of the desktop app."""
