@@ -9,6 +9,7 @@ from lobule.inference.quantify.settings import QuantSettings
 from lobule.resources.classes import BACKGROUND, PARENCHYMA, STEATOSIS
 
 MPP = 0.5
+GLASS = QuantSettings(droplet_glass_min_area_um2=5000)
 
 
 def _ellipse(shape, centre, ry, rx):
@@ -22,7 +23,7 @@ def _map():
     labels[_ellipse(labels.shape, (60, 200), 6, 60)] = STEATOSIS  # sinusoid-like band, 10:1: not a droplet
     labels[150:170, 40:120] = BACKGROUND  # a small lumen (400 um^2) ...
     labels[_ellipse(labels.shape, (180, 80), 10, 10)] = STEATOSIS  # ... a vacuole touching it: kept
-    labels[:, 300:] = BACKGROUND  # slide glass (15000 um^2) ...
+    labels[:, 300:] = BACKGROUND  # slide glass (7500 um^2 here; GLASS below makes that glass) ...
     labels[_ellipse(labels.shape, (150, 290), 15, 15)] = STEATOSIS  # ... white next to it: not a vacuole
     crescent = _ellipse(labels.shape, (250, 200), 30, 30) & ~_ellipse(labels.shape, (250, 215), 28, 28)
     labels[crescent] = STEATOSIS  # a thin crescent (a tear at a cell edge): solidity < 0.8
@@ -32,7 +33,8 @@ def _map():
 
 def test_rules_keep_round_vacuoles_and_drop_glass_and_elongated_white():
     labels = _map()
-    kept = droplet_pixels(labels, MPP)
+    assert droplet_pixels(labels, MPP)[150, 290]  # the default glass area is 0.1 mm^2
+    kept = droplet_pixels(labels, MPP, GLASS)
     assert kept[60, 60] and kept[180, 80] and kept[280, 20]
     assert not kept[60, 200] and not kept[150, 290]
     crescent = _ellipse(labels.shape, (250, 200), 30, 30) & ~_ellipse(labels.shape, (250, 215), 28, 28)
@@ -46,6 +48,7 @@ def test_each_rule_can_be_turned_off():
     assert np.array_equal(droplet_pixels(labels, MPP, off), labels == STEATOSIS)
     no_glass = droplet_pixels(labels, MPP, QuantSettings(droplet_glass_min_area_um2=0))
     assert no_glass[150, 290] and not no_glass[60, 200]
+    assert not droplet_pixels(labels, MPP, GLASS)[150, 290]
     with pytest.raises(ValueError):
         droplet_pixels(labels[None], MPP)
     with pytest.raises(ValueError):
@@ -54,7 +57,7 @@ def test_each_rule_can_be_turned_off():
 
 def test_windowed_rules_match_the_whole_map():
     labels = _map()
-    whole = droplet_pixels(labels, MPP)
+    whole = droplet_pixels(labels, MPP, GLASS)
 
     def read(window):
         x, y, w, h = window
@@ -65,7 +68,7 @@ def test_windowed_rules_match_the_whole_map():
 
     for window in [(0, 0, 200, 150), (200, 0, 200, 150), (0, 150, 200, 150), (200, 150, 200, 150)]:
         x, y, w, h = window
-        assert np.array_equal(droplet_pixels_windowed(read, window, MPP), whole[y:y + h, x:x + w])
+        assert np.array_equal(droplet_pixels_windowed(read, window, MPP, GLASS), whole[y:y + h, x:x + w])
 
 
 def test_real_polito_tiles_keep_expert_vacuoles_and_drop_sinusoids(shared_data):
