@@ -90,3 +90,22 @@ def test_real_polito_tiles_keep_expert_vacuoles_and_drop_sinusoids(shared_data):
     labels = np.where(white, STEATOSIS, PARENCHYMA).astype(np.uint8)
     kept = droplet_pixels(labels, MPP)
     assert white.sum() > 5000 and kept.sum() < 0.5 * white.sum()
+
+
+def test_quantify_counts_only_accepted_droplets(tmp_path):
+    """The rules reach the quantification: the sinusoid-like band and the crescent are neither
+    counted nor part of the steatosis area, and the excluded area is reported."""
+    from shapely.geometry import box
+
+    from lobule.inference.labelstore import store_from_array
+    from lobule.inference.quantify import quantify
+    from lobule.inference.regions import Region
+
+    labels = _map()
+    store = store_from_array(tmp_path / "m.zarr", labels, mpp=MPP, scale=1.0, chunk=64)
+    result = quantify(store, Region("all", box(0, 0, 400, 300)), GLASS, window=128)
+    kept = droplet_pixels(labels, MPP, GLASS)
+    px_um2 = MPP * MPP
+    assert result.droplets["area_um2"] == kept.sum() * px_um2
+    assert result.droplets["excluded_lipid_class_area_um2"] == ((labels == STEATOSIS) & ~kept).sum() * px_um2
+    assert result.droplets["droplet_count"] == 2  # the round vacuole and the one next to the small lumen
