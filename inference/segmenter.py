@@ -5,7 +5,9 @@ resamples the image to its own mpp, predicts overlapping tiles
 (:func:`lobule.inference.sliding_window.sliding_window_labels`, softmax scores blended) and
 returns the class map at the input size; the classical colour-phase labeller works on the whole
 image at its own mpp. :func:`evaluate_set` scores segmenters on an evaluation set of real masks
-(``heldout.json``, :mod:`lobule.inference.segdata`).
+(``heldout.json``, :mod:`lobule.inference.segdata`): Lobule's own class maps are scored after the
+droplet rules that quantification applies (:mod:`lobule.inference.quantify.droplet_rules`), so
+the evaluation measures what a user gets; masks made by another tool are scored as they are.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from lobule.inference.errors import InputError
 from lobule.inference.labeller import CLASSICAL, label_colour_phase
+from lobule.inference.quantify.droplet_rules import droplet_pixels
 from lobule.inference.segdata import read_label, read_rgb, resample_image, resample_instances
 from lobule.inference.sliding_window import sliding_window_labels
 from lobule.inference.steatosis_eval import summarise_tiles, tile_measures
@@ -31,15 +34,19 @@ class Segmenter:
     name : ``"classical"`` or the checkpoint's name.
     mpp : the model's input mpp (None for the classical labeller, which takes any).
     info : what a report records (kind, card path, weights sha256, architecture).
+    droplet_rules : True where lipid-droplet scoring applies the quantification's droplet rules
+        (Lobule's own models), False for masks made by another tool.
     """
 
     def __init__(self, name: str, mpp: float | None, label: Callable[[np.ndarray, float], np.ndarray],
-                 info: dict[str, Any], by_name: Callable[[str, tuple[int, int]], np.ndarray] | None = None) -> None:
+                 info: dict[str, Any], by_name: Callable[[str, tuple[int, int]], np.ndarray] | None = None,
+                 droplet_rules: bool = True) -> None:
         self.name = name
         self.mpp = mpp
         self._label = label
         self._by_name = by_name
         self.info = info
+        self.droplet_rules = droplet_rules
 
     def label_item(self, name: str, image: np.ndarray, mpp: float) -> np.ndarray:
         """Class map of an evaluation-set item: read by ``name`` for a mask folder (None where the
@@ -90,7 +97,8 @@ def mask_folder_segmenter(folder: str) -> Segmenter:
     def label(image: np.ndarray, mpp: float) -> np.ndarray:
         raise InputError(f"masks:{root} only scores evaluation-set items by name")
 
-    return Segmenter(root.name, None, label, {"kind": "masks made by another tool", "folder": root.name}, by_name)
+    return Segmenter(root.name, None, label, {"kind": "masks made by another tool", "folder": root.name}, by_name,
+                     droplet_rules=False)
 
 
 def checkpoint_segmenter(name_or_path: str, device: str = "cpu", tile: int | None = None, overlap: int = 128,
@@ -163,8 +171,8 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
     Returns
     -------
     dict: ``by_kind`` ({kind: pooled IoU / Dice / tp / fp / fn over its items}), ``items``
-    (per-item overlap), ``seconds``. Images are labelled at their source resolution and mpp; the
-    masks are the originals.
+    (per-item overlap), ``seconds``, ``droplet_rules`` (whether the droplet rules applied). Images
+    are labelled at their source resolution and mpp; the masks are the originals.
     """
     per_item, started = [], time.perf_counter()
     for item in items:
@@ -175,7 +183,10 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
         labels = segmenter.label_item(item["name"], image, float(item["mpp"]))
         if labels is None:
             continue
-        predicted = np.isin(labels, item["positive"])
+        if item["kind"].startswith("droplets") and segmenter.droplet_rules:
+            predicted = droplet_pixels(labels, float(item["mpp"]))
+        else:
+            predicted = np.isin(labels, item["positive"])
         if item["kind"].startswith("droplets"):
             overlap = tile_measures(image, predicted, truth, float(item["mpp"]), counts=item["kind"] == "droplets")
         else:
@@ -195,7 +206,7 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
         for key in ("steatosis_pct_pred", "steatosis_pct_truth"):
             if p.get(key) is not None:
                 p[key] = round(float(p[key]), 3)
-    return {"by_kind": by_kind, "by_source": by_source, "items": per_item,
+    return {"by_kind": by_kind, "by_source": by_source, "items": per_item, "droplet_rules": segmenter.droplet_rules,
             "seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -5,7 +5,8 @@ overlap, by the error of the vacuole count and by the error of the steatosis per
 same three are measured here, per tile, so they can be summarised per source:
 
 - Dice = 2 tp / (2 tp + fp + fn) of the lipid-droplet pixels;
-- count: droplets with an equivalent diameter >= 1 um, touching droplets cut apart by the
+- count: droplets with an equivalent diameter >= the quantification's smallest counted droplet
+  (``QuantSettings.droplet_min_diameter_um``, 3 um), touching droplets cut apart by the
   distance-transform watershed of :mod:`lobule.inference.quantify.droplet_split` (the predicted
   mask and a binary truth mask alike; a truth instance map counts its instances);
 - steatosis % = droplet area / tissue area * 100, the tissue being the tile's tissue mask
@@ -21,14 +22,15 @@ from typing import Any
 import numpy as np
 
 from lobule.inference.quantify.droplet_split import count_droplets
+from lobule.inference.quantify.settings import QuantSettings
 from lobule.models.metrics import binary_overlap, pooled_overlap
 
-MIN_DIAMETER_UM = 1.0
+MIN_DIAMETER_UM = QuantSettings().droplet_min_diameter_um
 
 
 def truth_count(mask: np.ndarray, mpp: float) -> int:
     """Droplets of a truth mask: the instances of an instance map (not uint8, or more than one
-    nonzero id), else the watershed count of the binary mask; equivalent diameter >= 1 um.
+    nonzero id), else the watershed count of the binary mask; equivalent diameter >= MIN_DIAMETER_UM.
     (H, W) integer -> int."""
     ids = np.unique(mask[mask > 0])
     if mask.dtype != np.uint8 or ids.size > 1:

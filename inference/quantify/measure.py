@@ -4,8 +4,10 @@ The map is read window by window (whole chunks of the label store, about 2048 px
 window is masked by the region (pixel centres inside the geometry), class pixels are counted
 with ``np.bincount`` and objects (lipid droplets, nuclei, hydropic areas) are labelled with
 OpenCV and merged across window borders (:class:`ChunkedComponents`), so an object crossing a
-chunk border is one object; touching lipid droplets are first cut apart by a distance-transform
-watershed (:mod:`lobule.inference.quantify.droplet_split`). Inflammatory foci are single-linkage clusters of inflammatory-nucleus
+chunk border is one object; lipid-class pixels count as droplets only where the glass and shape
+rules of :mod:`lobule.inference.quantify.droplet_rules` accept them (judged with a halo around
+the window), and touching droplets are cut apart by a distance-transform watershed
+(:mod:`lobule.inference.quantify.droplet_split`). Inflammatory foci are single-linkage clusters of inflammatory-nucleus
 centroids (scipy ``cKDTree.query_pairs`` + ``connected_components``). No per-pixel Python loops.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from lobule.inference.quantify.components import ChunkedComponents
+from lobule.inference.quantify.droplet_rules import droplet_pixels_windowed
 from lobule.inference.quantify.droplet_split import split_touching
 from lobule.inference.quantify.grades import (
     NOT_GRADED,
@@ -125,6 +128,7 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
            int(math.ceil(bx1 / s)) - int(math.floor(bx0 / s)), int(math.ceil(by1 / s)) - int(math.floor(by0 / s)))
     windows = list(store.iter_windows(box, window)) if box[2] > 0 and box[3] > 0 else []
     counts = np.zeros(256, np.int64)
+    droplet_px = 0
     region_px = 0
     objects = {c: ChunkedComponents(centroids=c == INFLAMMATORY_NUCLEI)
                for c in (STEATOSIS, NORMAL_NUCLEI, INFLAMMATORY_NUCLEI, HYDROPIC)}
@@ -140,7 +144,9 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
         cell = (row[y], column[x])
         for class_id, components in objects.items():
             mask = (labels == class_id) & inside
-            if class_id == STEATOSIS:  # touching vacuoles are separate droplets (droplet_split)
+            if class_id == STEATOSIS and mask.any():  # droplet rules, then touching vacuoles cut apart
+                mask &= droplet_pixels_windowed(store.read_labels, (x, y, w, h), mpp, settings)
+                droplet_px += int(mask.sum())
                 mask = split_touching(mask, mpp)
             values = _inscribed_radius(mask) if class_id == HYDROPIC and mask.any() else None
             components.add(cell, (x, y), mask, values)
@@ -155,7 +161,8 @@ def quantify(store, region: Region, settings: QuantSettings | None = None, *,
     def per_mm2(n: float) -> float:
         return n / tissue_mm2 if tissue_mm2 > 0 else 0.0
 
-    droplets = _droplets(objects[STEATOSIS].finish()[0] * px_um2, counts[STEATOSIS] * px_um2, tissue_um2, settings)
+    droplets = _droplets(objects[STEATOSIS].finish()[0] * px_um2, droplet_px * px_um2,
+                         (counts[STEATOSIS] - droplet_px) * px_um2, tissue_um2, settings)
     nuclei = {c: objects[c].finish() for c in (NORMAL_NUCLEI, INFLAMMATORY_NUCLEI)}
     nuclei_counts = {c: _nuclei_estimate(areas * px_um2, settings) for c, (areas, _, _) in nuclei.items()}
 
@@ -230,7 +237,8 @@ def _inscribed_radius(mask: np.ndarray) -> np.ndarray:
     return np.minimum(distance, float(max(mask.shape)))  # a window full of the class: no zero to measure to
 
 
-def _droplets(areas_um2: np.ndarray, steatosis_um2: float, tissue_um2: float, s: QuantSettings) -> dict:
+def _droplets(areas_um2: np.ndarray, steatosis_um2: float, excluded_um2: float, tissue_um2: float,
+              s: QuantSettings) -> dict:
     diameters = 2.0 * np.sqrt(areas_um2 / math.pi)
     keep = diameters >= s.droplet_min_diameter_um
     diameters, areas = diameters[keep], areas_um2[keep]
@@ -238,6 +246,7 @@ def _droplets(areas_um2: np.ndarray, steatosis_um2: float, tissue_um2: float, s:
     hist, _ = np.histogram(diameters, bins=np.array(_DIAMETER_BINS_UM))
     return {
         "area_um2": float(steatosis_um2),
+        "excluded_lipid_class_area_um2": float(excluded_um2),
         "percent_of_tissue": 100.0 * steatosis_um2 / tissue_um2 if tissue_um2 > 0 else 0.0,
         "droplet_count": int(len(diameters)),
         "macro_count": int(macro.sum()),

@@ -1,0 +1,116 @@
+"""Which lipid-class pixels are lipid droplets: the one rule set used by quantification and evaluation.
+
+The model's lipid-droplet class (class 1) marks white, unstained phase. A pathologist counts a
+white area as a fat vacuole only if it is one: round, sharply outlined and enclosed by
+hepatocyte cytoplasm (the macro- and microvesicular vacuoles of Kleiner et al., "Design and
+validation of a histological scoring system for nonalcoholic fatty liver disease", Hepatology
+2005; Brunt, "Nonalcoholic steatohepatitis: definition and pathology", Semin Liver Dis 2001).
+Two kinds of white are not vacuoles, and the model calls some of them class 1:
+
+- Slide glass or a tear next to the tissue: a lipid component that touches a background
+  (class 0) area of at least ``droplet_glass_min_area_um2`` (default 0.1 mm^2, a square 316 um
+  wide: far larger than any fat vacuole or lobular vessel) is not enclosed by cytoplasm.
+- Dilated sinusoids and clefts between hepatocyte plates: elongated or branching. A component
+  whose inertia ellipse is more than ``droplet_max_axis_ratio`` times as long as wide (default
+  2.5) or whose solidity (area / convex-hull area) is below ``droplet_min_solidity`` (default
+  0.7) is not a droplet. Components below the smallest counted droplet
+  (``droplet_min_diameter_um``) are too small for a shape and are kept as they are.
+
+Measured with the shipped model on the Polito validation patients (pooled lipid-droplet Dice
+0.257 -> 0.334) and on ISBI training tiles (0.845 -> 0.831: clusters of touching droplets are
+less solid than one droplet, which is why the solidity bound is 0.7, not the 0.8 that scored
+best on Polito). docs/liver-model.md has the tables.
+
+Every function works on one window of a class map; :func:`droplet_pixels_windowed` pads the
+window so that a component crossing its edge is judged whole.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from lobule.inference.quantify.settings import QuantSettings
+from lobule.resources.classes import BACKGROUND, STEATOSIS
+
+#: 8-connectivity for droplet components, 4-connectivity for the background around them
+_EIGHT = np.ones((3, 3), bool)
+
+
+def droplet_pixels(labels: np.ndarray, mpp: float, settings: QuantSettings | None = None) -> np.ndarray:
+    """Lipid-droplet pixels of a class map after the glass and shape rules (module docstring).
+
+    Parameters
+    ----------
+    labels : (H, W) uint8 class ids (class 1 = lipid droplet, 0 = background).
+    mpp : micrometres per pixel of ``labels``.
+    settings : thresholds (:class:`QuantSettings` ``droplet_*`` fields); defaults when None.
+
+    Returns
+    -------
+    (H, W) bool: class-1 pixels that belong to an accepted droplet component.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` is not 2-D or ``mpp`` is not a positive number.
+    """
+    from skimage.measure import regionprops_table
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"expected a 2-D class map, got shape {labels.shape}")
+    if not np.isfinite(mpp) or mpp <= 0:
+        raise ValueError(f"mpp must be positive, not {mpp}")
+    s = settings or QuantSettings()
+    lipid = labels == STEATOSIS
+    if not lipid.any():
+        return lipid
+    components, count = ndi.label(lipid, structure=_EIGHT)
+    reject = np.zeros(count + 1, bool)
+    px_um2 = mpp * mpp
+
+    if s.droplet_glass_min_area_um2 > 0:
+        background, _ = ndi.label(labels == BACKGROUND)
+        sizes = np.bincount(background.ravel()) * px_um2
+        sizes[0] = 0.0
+        large = sizes[background] >= s.droplet_glass_min_area_um2
+        if large.any():
+            touching = components[ndi.binary_dilation(large, structure=_EIGHT) & lipid]
+            reject[np.unique(touching)] = True
+
+    props = regionprops_table(components, properties=("label", "area", "solidity", "axis_major_length",
+                                                      "axis_minor_length"))
+    area_um2 = props["area"] * px_um2
+    sized = area_um2 >= math.pi * (s.droplet_min_diameter_um / 2.0) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(props["axis_minor_length"] > 0, props["axis_major_length"] / props["axis_minor_length"],
+                         np.inf)
+    misshapen = sized & ((props["solidity"] < s.droplet_min_solidity) | (ratio > s.droplet_max_axis_ratio))
+    reject[props["label"][misshapen]] = True
+    reject[0] = True
+    return ~reject[components]
+
+
+def droplet_pixels_windowed(read, window: tuple[int, int, int, int], mpp: float,
+                            settings: QuantSettings | None = None, halo_um: float = 64.0) -> np.ndarray:
+    """:func:`droplet_pixels` of one window of a large class map, judged with ``halo_um`` of
+    context on every side so that a droplet or a glass area crossing the window edge is seen
+    whole (results do not depend on how the map is cut into windows for droplets smaller than
+    the halo).
+
+    Parameters
+    ----------
+    read : ``read((x, y, w, h)) -> (h, w) uint8`` class ids, 0 outside the map
+        (:meth:`~lobule.inference.labelstore.LabelStore.read_labels`).
+    window : (x, y, w, h) in label pixels. mpp : micrometres per label pixel.
+
+    Returns
+    -------
+    (h, w) bool droplet pixels of the window.
+    """
+    x, y, w, h = window
+    pad = int(math.ceil(halo_um / mpp))
+    labels = read((x - pad, y - pad, w + 2 * pad, h + 2 * pad))
+    return droplet_pixels(labels, mpp, settings)[pad : pad + h, pad : pad + w]
