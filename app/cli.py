@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from lobule.inference.cli import run
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 
 TABS = {"slide": "slide", "ffa": "ffa", "mri": "volume"}  # --tab choice -> route

@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lobule.models.atomic import atomic_path
-from lobule.models.errors import LobuleError
+from lobule.core.atomic import atomic_path
+from lobule.core.errors import LobuleError
 
 SCREENSHOT_SIZE = (1600, 1000)
 

@@ -14,7 +14,7 @@ from lobule.app.shared.errors import error_message, show_error
 from lobule.app.lazy_tab import LazyTab
 from lobule.app.slide.slide_tab import SlideTab
 from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 SLIDE_FILTER = ("Slides and images (*.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.bif *.vms *.vmu *.svslide *.dcm "
                 "*.png *.jpg *.jpeg *.bmp *.gif *.webp)")

@@ -2,7 +2,7 @@
 message is one line; the CLI prints it and exits non-zero, the GUI shows it in a dialog."""
 from __future__ import annotations
 
-from lobule.models.errors import CheckpointError, LobuleError, UnknownModelError
+from lobule.core.errors import CheckpointError, LobuleError, UnknownModelError
 
 __all__ = [
     "LobuleError",

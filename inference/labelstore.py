@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.errors import InputError
-from lobule.models.atomic import clean_stale_parts, part_name
+from lobule.core.atomic import clean_stale_parts, part_name
 
 FORMAT = "lobule-labelstore/1"
 DISPLAY_CHUNK = 512

@@ -35,7 +35,7 @@ import numpy as np
 from lobule.inference.errors import InputError
 from lobule.inference.labeller import ColourPhaseSettings, classify_nuclei, label_colour_phase, stain_phases
 from lobule.inference.labeller.nuclei import nuclear_stain
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 IGNORE = 255
 STEATOSIS, NORMAL_NUCLEI, INFLAMMATORY_NUCLEI = 1, 2, 3

@@ -31,8 +31,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lobule.models.atomic import atomic_write
-from lobule.models.errors import CheckpointError, UnknownModelError
+from lobule.core.atomic import atomic_write
+from lobule.core.errors import CheckpointError, UnknownModelError
 
 CARD_FORMAT = "lobule-checkpoint/1"
 REQUIRED_KEYS = ("name", "task", "architecture", "arguments", "weights")

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from lobule.models.aspp import ASPP, bilinear_upsampling_kernel, resize_to
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 from lobule.models.registry import register_model
 from lobule.models.resnet import ResNet
 

@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from lobule.models.checkpoint import load_checkpoint
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 
 BACKBONE_TASK = "backbone"
 

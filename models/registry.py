@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable
 
-from lobule.models.errors import UnknownModelError
+from lobule.core.errors import UnknownModelError
 
 _REGISTRY: dict[str, type] = {}
 

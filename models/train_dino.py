@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from lobule.models.checkpoint import save_checkpoint
 from lobule.models.dino import DINOLoss, build_dino_networks, cosine_schedule, teacher_temperatures, update_teacher
-from lobule.models.errors import CheckpointError, LobuleError
+from lobule.core.errors import CheckpointError, LobuleError
 from lobule.models.multicrop import MultiCropConfig, multi_crop
 from lobule.models.train_state import load_training_state, save_training_state
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lobule.models.atomic import atomic_write
-from lobule.models.errors import CheckpointError
+from lobule.core.atomic import atomic_write
+from lobule.core.errors import CheckpointError
 
 STATE_FORMAT = "lobule-fewshot-train-state/1"
 

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lobule.models.atomic import atomic_write
-from lobule.models.errors import CheckpointError
+from lobule.core.atomic import atomic_write
+from lobule.core.errors import CheckpointError
 
 STATE_JSON = "state.json"
 STATE_WEIGHTS = "state.safetensors"

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lobule.models.errors import CheckpointError, LobuleError
+from lobule.core.errors import CheckpointError, LobuleError
 from lobule.models.multicrop import IMAGENET_MEAN, IMAGENET_STD
 from lobule.models.registry import create_model
 from lobule.models.segment_augment import AugmentSettings, augment_sample

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lobule.models.atomic import atomic_write
-from lobule.models.errors import CheckpointError
+from lobule.core.atomic import atomic_write
+from lobule.core.errors import CheckpointError
 
 STATE_FORMAT = "lobule-training-state/1"
 

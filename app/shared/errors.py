@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 
 def error_message(error: BaseException) -> str:

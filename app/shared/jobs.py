@@ -9,7 +9,7 @@ signals arrive on the GUI thread (queued delivery):
 - ``message(str)`` : a stage line from :meth:`Job.say`;
 - ``done(object)`` : the function's result;
 - ``failed(object)`` : the exception it raised;
-- ``cancelled()`` : it raised :class:`~lobule.models.cancel.Cancelled`, or failed after
+- ``cancelled()`` : it raised :class:`~lobule.core.cancel.Cancelled`, or failed after
   :meth:`Job.cancel` was called.
 
 :func:`start_job` runs a job on the global thread pool (jobs run side by side);
@@ -72,7 +72,7 @@ class Job(QObject):
 
     def run(self) -> None:
         """Call the function here, on this thread, emitting the end signal."""
-        from lobule.models.cancel import Cancelled
+        from lobule.core.cancel import Cancelled
 
         try:
             result = self._fn(self)

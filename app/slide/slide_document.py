@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from lobule.inference.slide import SlideReader, open_slide
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 THUMBNAIL_SIZE = (1024, 1024)
 ASSOCIATED_SIZE = 360  # long side of associated images kept for display, px

@@ -19,7 +19,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from lobule.app.slide.tile_layer import TileProvider, TileRequest
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 
 def array_to_qimage(array: np.ndarray) -> QImage:

@@ -37,7 +37,7 @@ import numpy as np
 
 from lobule.inference.annotations.chunks import Key
 from lobule.inference.errors import InputError
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 SESSION_FILE = "session.json"
 COMMIT_MARKER = "committing"

@@ -38,7 +38,7 @@ import numpy as np
 
 from lobule.inference.annotations.training_pairs import read_pairs
 from lobule.inference.errors import InputError
-from lobule.models.cancel import CancelFlag, Cancelled, is_cancelled
+from lobule.core.cancel import CancelFlag, Cancelled, is_cancelled
 from lobule.models.normalisation import card_mean_std
 from lobule.resources.classes import IGNORE_INDEX, LIVER_CLASSES
 
@@ -151,7 +151,7 @@ def finetune(init: str | os.PathLike, pairs: str | os.PathLike, out_card: str | 
     name : the new model's name (default: the card file's stem).
     on_progress : called before every iteration with the iterations done.
     on_log : the trainer's progress lines (loss, images/s, ETA).
-    cancel : cancel token, an Event or a callable (checked every iteration; raises :class:`~lobule.models.cancel.Cancelled`
+    cancel : cancel token, an Event or a callable (checked every iteration; raises :class:`~lobule.core.cancel.Cancelled`
         and writes nothing).
 
     Raises

@@ -37,7 +37,7 @@ from lobule.inference.annotations.regionset import unique_name
 from lobule.inference.errors import InputError
 from lobule.inference.export.geojson import feature_json
 from lobule.inference.regions import Region, as_area, feature_collection
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 MAX_FILE_BYTES = 256 * 2**20
 MAX_VERTICES = 2_000_000

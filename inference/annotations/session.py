@@ -52,7 +52,7 @@ from lobule.inference.annotations.regionset import RegionSet
 from lobule.inference.errors import InputError
 from lobule.inference.labelstore import LabelStore, analysis_dir
 from lobule.inference.regions import Region
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 from lobule.resources.classes import LIVER_CLASSES
 
 ANNOTATIONS = "annotations"

@@ -12,7 +12,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 RECORD_DIR = ".lobule-batch"
 FORMAT = "lobule-batch-provenance/1"

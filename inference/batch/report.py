@@ -13,7 +13,7 @@ import html
 import io
 from pathlib import Path
 
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 GRADES = (  # (cohort.csv column, title, highest grade)
     ("steatosis_grade", "Steatosis", 3),

@@ -23,7 +23,7 @@ from lobule.inference.batch.manifest import CohortSlide, read_cohort
 from lobule.inference.batch.table import failure_row, rows_from_summary, write_cohort_csv
 from lobule.inference.batch.worker import SlideWorker, check_paths, first_line
 from lobule.inference.errors import InputError
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 OBJECT_STORE_BYTES = 200 * 2**20  # small: only rows and summaries travel through it
 

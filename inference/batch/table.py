@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 COLUMNS = (
     "case", "slide", "region", "sha256_first_mib", "mpp", "tissue_mm2",

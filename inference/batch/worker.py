@@ -16,7 +16,7 @@ from pathlib import Path
 
 def first_line(exc: BaseException) -> str:
     """An exception as one line (LobuleError messages are one line already)."""
-    from lobule.models.errors import LobuleError
+    from lobule.core.errors import LobuleError
 
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, LobuleError):

@@ -15,7 +15,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 # Modules registering headless sub-commands, in help order.
 HEADLESS_MODULES = (

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.errors import InputError
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".svs", ".ndpi", ".mrxs", ".scn", ".bif",
                   ".vms", ".vmu", ".svslide", ".webp"}

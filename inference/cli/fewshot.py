@@ -184,7 +184,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lobule.inference.fewshot.organs import ORGANS, PAPER_ABD_MRI
     from lobule.inference.fewshot.predict import SlicePredictor
     from lobule.inference.fewshot.protocol import evaluate_fold, evaluate_same_volume, summarise
-    from lobule.models.atomic import atomic_write
+    from lobule.core.atomic import atomic_write
 
     out = Path(args.out)
     if not out.parent.is_dir():
@@ -282,7 +282,7 @@ def _print_table(result: dict) -> None:
 
 def _record_metrics(cards: list[Path], result: dict) -> None:
     """Add ``result`` to the ``metrics`` of each card, under ``chaos_t2_<protocol>_<architecture>_folds_<f-f-...>``."""
-    from lobule.models.atomic import atomic_write
+    from lobule.core.atomic import atomic_write
     from lobule.models.checkpoint import read_card
 
     for path in dict.fromkeys(cards):

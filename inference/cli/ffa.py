@@ -252,7 +252,7 @@ def _crossval(args: argparse.Namespace, config, label_class) -> int:
 
     from lobule.inference.ffa.crossval import markdown, run_crossval
     from lobule.inference.ffa.export import json_safe, write_json
-    from lobule.models.atomic import atomic_write
+    from lobule.core.atomic import atomic_write
 
     from lobule.inference.cli.outputs import json_output
 

@@ -93,7 +93,7 @@ def headline_metric(card: dict[str, Any], limit: int = 3) -> str:
 
 def _verify(card_path: Path) -> str:
     from lobule.models.checkpoint import load_checkpoint
-    from lobule.models.errors import LobuleError
+    from lobule.core.errors import LobuleError
 
     try:
         load_checkpoint(card_path)

@@ -301,7 +301,7 @@ def _num(value, digits: int) -> str:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from lobule.models.atomic import atomic_write
+    from lobule.core.atomic import atomic_write
 
     with atomic_write(path, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2)

@@ -177,7 +177,7 @@ def liver_model_name(model: str | None) -> str:
         If the default model is not installed (the message suggests ``--model classical``).
     """
     from lobule.models.checkpoint import find_checkpoint
-    from lobule.models.errors import UnknownModelError
+    from lobule.core.errors import UnknownModelError
 
     if model is not None:
         return model

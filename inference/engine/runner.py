@@ -26,8 +26,8 @@ import numpy as np
 from lobule.inference.engine.blend import CoreBlender
 from lobule.inference.engine.device import batch_size_for, is_out_of_memory
 from lobule.inference.tiling import Tile, TileGrid, read_tile
-from lobule.models.cancel import CancelFlag, Cancelled, is_cancelled  # noqa: F401 - the engine's cancel token
-from lobule.models.errors import LobuleError
+from lobule.core.cancel import CancelFlag, Cancelled, is_cancelled  # noqa: F401 - the engine's cancel token
+from lobule.core.errors import LobuleError
 
 
 @dataclass(frozen=True)

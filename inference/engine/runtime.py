@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from lobule.inference.errors import InputError
-from lobule.models.atomic import atomic_write
-from lobule.models.errors import LobuleError
+from lobule.core.atomic import atomic_write
+from lobule.core.errors import LobuleError
 
 RUNTIMES = ("auto", "torch", "torch-bf16", "openvino")
 AGREEMENT_LIMIT = 0.005  # at most 0.5 % of pixels may change class against fp32

@@ -41,7 +41,7 @@ def export_analysis(out, *, store, regions, results, settings, slide: dict, mode
         Unwritable folder or full disk; nothing is then left behind.
     """
     from lobule.inference.about import lobule_version as version
-    from lobule.models.cancel import Cancelled
+    from lobule.core.cancel import Cancelled
 
     def check() -> None:
         if cancel is not None and cancel():

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lobule.inference.errors import InputError
-from lobule.models.atomic import clean_stale_parts, part_name
+from lobule.core.atomic import clean_stale_parts, part_name
 
 
 def prepare_output_dir(out: str | os.PathLike) -> Path:

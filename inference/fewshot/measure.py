@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.volume import Volume
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 
 def organ_volume_ml(mask: np.ndarray, volume: Volume) -> float:

@@ -61,7 +61,7 @@ class SlicePredictor:
         ----------
         support_image : (X, Y) float32 normalised slice (:func:`~lobule.inference.fewshot.preprocess.normalise_volume`).
         support_mask : (X, Y) bool organ mask of the support slice (must not be empty).
-        cancel : cancel token (:mod:`lobule.models.cancel`), polled between batches.
+        cancel : cancel token (:mod:`lobule.core.cancel`), polled between batches.
         queries : (N, X', Y') float32 normalised slices (any in-plane size).
 
         Returns
@@ -72,7 +72,7 @@ class SlicePredictor:
         import torch.nn.functional as F
 
         from lobule.inference.fewshot.preprocess import resize_stack
-        from lobule.models.cancel import check_cancelled
+        from lobule.core.cancel import check_cancelled
 
         if not np.any(support_mask):
             raise InputError("the support mask is empty: outline the organ on the support slice")

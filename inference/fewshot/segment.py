@@ -7,7 +7,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from lobule.inference.errors import InputError
-from lobule.models.cancel import CancelFlag, check_cancelled
+from lobule.core.cancel import CancelFlag, check_cancelled
 
 
 def nearest_support(slice_index: int, supports: list[int]) -> int:
@@ -40,8 +40,8 @@ def segment_volume(
         mask: removes look-alike structures in slices far from the organ. The evaluation protocol
         of SSL-ALPNet does not do this.
     progress : called with (slices done, slices total).
-    cancel : cancel token (:mod:`lobule.models.cancel`), polled between batches; once set,
-        :class:`~lobule.models.cancel.Cancelled` is raised.
+    cancel : cancel token (:mod:`lobule.core.cancel`), polled between batches; once set,
+        :class:`~lobule.core.cancel.Cancelled` is raised.
     slice_range : (first, last) slices (inclusive) where the organ may be; slices outside stay
         empty. The user knows the organ's extent; the SSL-ALPNet protocol gives it too.
     chunk : query slices per predictor call (progress is reported after each).

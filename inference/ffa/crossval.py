@@ -146,7 +146,7 @@ class FoldResult:
 
 
 def _save_fold(folder: Path, result: FoldResult) -> None:
-    from lobule.models.atomic import atomic_write
+    from lobule.core.atomic import atomic_write
 
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(folder / "probabilities.npz", "wb") as handle:

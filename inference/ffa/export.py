@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from lobule.models.atomic import atomic_write
+from lobule.core.atomic import atomic_write
 
 OVERLAY_COLOUR = (255, 40, 40)
 

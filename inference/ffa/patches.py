@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from lobule.models.cancel import CancelFlag, Cancelled, check_cancelled  # noqa: F401 - Cancelled: what cancel raises
+from lobule.core.cancel import CancelFlag, Cancelled, check_cancelled  # noqa: F401 - Cancelled: what cancel raises
 
 TILE = 96
 OVERLAP = 48
@@ -60,8 +60,8 @@ def predict_tiled(
     tile, overlap : tile side and overlap in px (stride = tile - overlap).
     batch_size : tiles per predictor call.
     progress : called as ``progress(done_tiles, total_tiles)`` after each batch.
-    cancel : cancel token (:mod:`lobule.models.cancel`), polled before each batch; once set,
-        :class:`~lobule.models.cancel.Cancelled` is raised.
+    cancel : cancel token (:mod:`lobule.core.cancel`), polled before each batch; once set,
+        :class:`~lobule.core.cancel.Cancelled` is raised.
 
     Returns
     -------

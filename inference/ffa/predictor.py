@@ -24,7 +24,7 @@ def card_threshold(name_or_path: str = DEFAULT_MODEL) -> float | None:
     """The calibrated operating threshold in a CNP model's card, read without loading weights or
     torch; None when the card cannot be found or read (the error shows when the model is used)."""
     from lobule.models.checkpoint import find_checkpoint, read_card
-    from lobule.models.errors import CheckpointError, UnknownModelError
+    from lobule.core.errors import CheckpointError, UnknownModelError
 
     try:
         card = read_card(find_checkpoint(name_or_path))

@@ -10,7 +10,7 @@ from lobule.inference.errors import VolumeError
 from lobule.inference.volume.dicom import load_dicom_series
 from lobule.inference.volume.nifti import is_nifti, load_nifti
 from lobule.inference.volume.volume import AXES, Volume
-from lobule.models.atomic import atomic_path
+from lobule.core.atomic import atomic_path
 
 #: file endings of plain 2D images (a slice, never a volume)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")

@@ -11,7 +11,7 @@ import pytest
 from lobule.inference.cli import run
 from lobule.inference.engine import runtime as rt
 from lobule.inference.errors import InputError
-from lobule.models.errors import LobuleError
+from lobule.core.errors import LobuleError
 
 INTEL_SPR = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
 AMD_AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"

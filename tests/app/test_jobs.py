@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from lobule.app.shared.jobs import SerialRunner, start_job
-from lobule.models.cancel import Cancelled, check_cancelled
+from lobule.core.cancel import Cancelled, check_cancelled
 
 
 def test_a_job_reports_progress_and_its_result_on_the_gui_thread(qtbot):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from lobule.models.checkpoint import validate_card
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 
 GOOD = {"name": "m", "task": "liver-hne", "architecture": "unet", "arguments": {"depth": 2},
         "weights": {"file": "m.safetensors", "sha256": "ab"}, "input": {"mpp": 0.5, "tile_size": 512}}

@@ -235,7 +235,7 @@ def test_view_timeout_exits_promptly(demo_slide, outroot, lobule_process):
 
 def test_stale_parts_of_killed_runs_are_cleaned_by_the_next_analysis(bad, tmp_path, lobule):
     from lobule.inference.labelstore import analysis_dir
-    from lobule.models.atomic import _host_tag
+    from lobule.core.atomic import _host_tag
 
     slide = tmp_path / "slide.png"
     shutil.copy(bad.good, slide)

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from lobule.models.atomic import atomic_path, atomic_write
+from lobule.core.atomic import atomic_path, atomic_write
 
 
 def test_failed_write_leaves_target_and_no_temp(tmp_path):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from lobule.models.cbam import CBAM, ChannelAttention
-from lobule.models.errors import UnknownModelError
+from lobule.core.errors import UnknownModelError
 from lobule.models.laddernet import EnhanceLadderNet, LadderNet, SharedResidualBlock, VGGBlock
 from lobule.models.registry import available_models, create_model
 

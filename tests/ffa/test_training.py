@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 from lobule.models.registry import create_model
 from lobule.models.train_ffa import IGNORE, FFATrainConfig, PatchSampler, class_weights, train_cnp
 

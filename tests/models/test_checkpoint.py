@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lobule.models.checkpoint import find_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
-from lobule.models.errors import CheckpointError, UnknownModelError
+from lobule.core.errors import CheckpointError, UnknownModelError
 from lobule.models.registry import create_model
 
 ARGS = {"depth": 18, "base_width": 8, "head_channels": 16}

@@ -6,7 +6,7 @@ import torch
 
 from lobule.models.deeplab import DeepLabV3Plus, DeformableDeepLabV3Plus
 from lobule.models.deform_conv import ModulatedDeformConv2d
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 from lobule.models.registry import create_model
 from lobule.models.resnet import build_resnet
 

@@ -7,7 +7,7 @@ import pytest
 
 from lobule.inference.engine.loader import InputSpec, load_model
 from lobule.inference.errors import InputError
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 
 
 def test_liver_model_loads_with_its_spec_and_runs_in_torch():

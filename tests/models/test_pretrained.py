@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lobule.models.checkpoint import save_checkpoint
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 from lobule.models.pretrained import load_pretrained_backbone
 from lobule.models.registry import create_model
 from lobule.models.resnet import build_resnet

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from lobule.models.errors import UnknownModelError
+from lobule.core.errors import UnknownModelError
 from lobule.models.registry import available_models, create_model, model_class, register_model
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lobule.models.errors import CheckpointError
+from lobule.core.errors import CheckpointError
 from lobule.models.segment_augment import AugmentSettings, augment_sample, hed_jitter
 from lobule.models.train_segment import SegmentTrainConfig, masked_cross_entropy, poly_lr, train_segmentation
 
