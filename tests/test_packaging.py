@@ -42,7 +42,9 @@ def test_bad_arguments_exit_nonzero_with_one_line():
 
 def test_import_layers_hold():
     """app -> inference -> models; no Qt outside lobule.app (import-linter contracts in pyproject)."""
-    out = subprocess.run(["lint-imports"], cwd=REPO_ROOT, capture_output=True, text=True)
+    # this interpreter's import-linter: a `lint-imports` found first on PATH may belong to another Python
+    code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
 
 
