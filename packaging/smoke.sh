@@ -111,7 +111,7 @@ if python3 -c "import pyte, PIL" 2> /dev/null; then
     python3 "$REPO/packaging/term_png.py" --size 110x24 --out "$OUT/analyze.png" --text "$OUT/analyze.txt" \
         --mid "$OUT/analyze-progress.png" --mid-when ETA -- env -i PATH=/usr/bin:/bin HOME="$TMP/home" LANG=C.UTF-8 \
         TERM=xterm-256color "$EXE" analyze "$DEMO" --out "$OUT/analysis" || { cat "$OUT/analyze.txt"; fail "lobule analyze failed"; }
-    python3 "$REPO/packaging/term_png.py" --size 110x8 --out "$OUT/models.png" -- env -i PATH=/usr/bin:/bin \
+    python3 "$REPO/packaging/term_png.py" --size 110x14 --out "$OUT/models.png" -- env -i PATH=/usr/bin:/bin \
         HOME="$TMP/home" LANG=C.UTF-8 TERM=xterm-256color "$EXE" models > /dev/null
 else
     clean "$EXE" analyze "$DEMO" --out "$OUT/analysis" > "$OUT/analyze.txt" 2>&1 || { cat "$OUT/analyze.txt"; fail "lobule analyze failed"; }

@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     status = process.wait()
     os.close(master)
     render(screen, args.out)
+    # frames still being drawn (the next frame differs): a progress bar left on screen when done is not mid-run
+    text = [[[buffer[y][x].data for x in range(columns)] for y in range(rows)] for _, buffer in saved]
+    saved = [frame for frame, this, after in zip(saved, text, text[1:]) if this != after]
     if args.mid and saved:
         render(screen, args.mid, buffer=saved[len(saved) // 2][1])
     if args.text:
