@@ -1,6 +1,8 @@
 """Does a screenshot show tissue? ``python3 png_check.py SHOT.png`` prints the share of strongly
 coloured pixels (H&E pink and purple; the window's own greys and white do not count) and exits 1
-when it is under 2 %. Standard library only, so it runs with any python3 outside the app."""
+when it is under 2 %. ``python3 png_check.py OVERLAY.png --overlay PLAIN.png`` instead checks that
+at least 2 % of the pixels differ from the same view without the overlay. Standard library only,
+so it runs with any python3 outside the app."""
 import struct
 import sys
 import zlib
@@ -59,7 +61,26 @@ def coloured_share(path, step=4):
     return coloured / max(total, 1)
 
 
+def changed_share(path, base, step=4):
+    """Share of pixels of ``path`` that differ from the same-sized ``base`` by more than 30
+    grey levels in some channel (an overlay drawn over the slide)."""
+    width, height, rows = read_png_rgb(path)
+    base_width, base_height, base_rows = read_png_rgb(base)
+    if (width, height) != (base_width, base_height):
+        raise ValueError(f"{path}: {width}x{height} pixels, but {base} has {base_width}x{base_height}")
+    changed = total = 0
+    for row, base_row in zip(rows[::step], base_rows[::step]):
+        for x in range(0, width * 3, 3 * step):
+            total += 1
+            changed += max(abs(row[x + c] - base_row[x + c]) for c in range(3)) > 30
+    return changed / max(total, 1)
+
+
 if __name__ == "__main__":
-    share = coloured_share(sys.argv[1])
-    print(f"{sys.argv[1]}: {100 * share:.1f} % H&E-coloured pixels")
+    if len(sys.argv) == 4 and sys.argv[2] == "--overlay":  # png_check.py OVERLAY.png --overlay PLAIN.png
+        share = changed_share(sys.argv[1], sys.argv[3])
+        print(f"{sys.argv[1]}: {100 * share:.1f} % of pixels differ from {sys.argv[3]}")
+    else:
+        share = coloured_share(sys.argv[1])
+        print(f"{sys.argv[1]}: {100 * share:.1f} % H&E-coloured pixels")
     sys.exit(0 if share >= 0.02 else 1)

@@ -42,7 +42,9 @@ def test_bad_arguments_exit_nonzero_with_one_line():
 
 def test_import_layers_hold():
     """app -> inference -> models; no Qt outside lobule.app (import-linter contracts in pyproject)."""
-    out = subprocess.run(["lint-imports"], cwd=REPO_ROOT, capture_output=True, text=True)
+    # this interpreter's import-linter: a `lint-imports` found first on PATH may belong to another Python
+    code = "from importlinter.cli import lint_imports_command; lint_imports_command()"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-3000:]
 
 
@@ -54,3 +56,16 @@ def test_headless_cli_does_not_import_qt_or_torch():
             "print(sorted(m for m in ('PySide6', 'torch', 'pyqtgraph') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_frozen_app_says_in_one_line_that_batch_needs_a_python_install(tmp_path, monkeypatch, capsys):
+    """The desktop app bundles no Ray servers or Python workers: `lobule batch` there fails in one
+    line, before reading the input or writing output."""
+    from lobule.app.cli import main
+
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    (tmp_path / "slides").mkdir()
+    assert main(["batch", str(tmp_path / "slides"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not part of the desktop app" in err[0] and "pip install" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -45,7 +45,11 @@ def run_batch(args: argparse.Namespace) -> int:
     from lobule.inference.batch import run_cohort
     from lobule.inference.errors import InputError
     from lobule.inference.quantify import QuantSettings
+    from lobule.models.errors import LobuleError
 
+    if getattr(sys, "frozen", False):  # the PyInstaller app: Ray's servers and Python workers are not bundled
+        raise LobuleError("lobule batch is not part of the desktop app: run cohorts with a Python install of "
+                          "Lobule (pip install -c constraints.txt lobule; see docs/cohorts.md)")
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
     run = run_cohort(args.input, args.out, model=args.model, device=args.device, runtime=args.runtime,

@@ -1,8 +1,8 @@
 """``lobule models [NAME] [--json] [--verify]``: list installed models with their cards.
 
 Without NAME: one line per installed checkpoint (name, task, architecture, input mpp, classes,
-weights size and the card's headline held-out metric, see :func:`headline_metric`), then the
-folders searched. ``--json``: the full cards, each with its ``path``, for scripts. With NAME (an installed
+weights size and the card's headline held-out metric, see :func:`headline_metric`; in a terminal
+that metric wraps within its column), then the folders searched. ``--json``: the full cards, each with its ``path``, for scripts. With NAME (an installed
 name or a card path): that card in full. ``--verify`` also loads the weights, checking sha256,
 architecture, shapes and class count (:func:`lobule.models.checkpoint.load_checkpoint`).
 A card that cannot be read or validated is listed as BROKEN with its reason; ``--verify`` reports
@@ -11,6 +11,9 @@ every card and exits 1 if any is broken. Folders searched, in order: ``$LOBULE_M
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -133,10 +136,16 @@ def run(args) -> int:
         rows.append((card["name"], card["task"], card["architecture"], f"{mpp:g}" if mpp is not None else "-",
                      str(len(card.get("classes") or []) or "-"), _size(path, card), headline_metric(card)))
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    indent = sum(widths) + 2 * len(widths)
+    # In a terminal the last column wraps under itself; piped, each model stays on one line.
+    room = shutil.get_terminal_size().columns - indent if sys.stdout.isatty() else 0
     broken = 0
     for row, (path, card) in zip([header, *rows], [(None, None), *items]):
         cells = [cell.rjust(w) if i in (3, 4, 5) else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
-        print("  ".join([*cells, row[-1]]))
+        last = textwrap.wrap(row[-1], room) if room >= 30 else [row[-1]]
+        print("  ".join([*cells, last[0]]))
+        for more in last[1:]:
+            print(" " * indent + more)
         if args.verify and path is not None:
             status = _verify(path)
             broken += status != "ok"

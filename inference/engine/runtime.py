@@ -28,6 +28,7 @@ import json
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,9 @@ def export_openvino(model, mean, std, tile_size: int, folder: str | os.PathLike)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
     try:
         tmp.mkdir(parents=True, exist_ok=True)
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            # the trace takes the tile shape as fixed, as meant: its TracerWarnings are noise to a user
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             converted = ov.convert_model(wrapped, example_input=example)
         converted.reshape({converted.inputs[0]: ov.PartialShape([-1, tile_size, tile_size, 3])})
         ov.save_model(converted, str(tmp / "model.xml"), compress_to_fp16=False)
