@@ -45,7 +45,7 @@ def run_batch(args: argparse.Namespace) -> int:
     from lobule.inference.batch import run_cohort
     from lobule.inference.errors import InputError
     from lobule.inference.quantify import QuantSettings
-    from lobule.models.errors import LobuleError
+    from lobule.core.errors import LobuleError
 
     if getattr(sys, "frozen", False):  # the PyInstaller app: Ray's servers and Python workers are not bundled
         raise LobuleError("lobule batch is not part of the desktop app: run cohorts with a Python install of "
