@@ -17,7 +17,7 @@ Steps (all through the headless annotation API the Slide tab uses):
 
 Usage::
 
-    python benchmarks/annotations_finetune.py --work /tmp/ft [--parent-iterations 600] [--iterations 300]
+    python benchmarks/annotations_finetune.py --work WORK [--parent-iterations 600] [--iterations 300]
 
 CPU, one thread (``--threads``); about 10-15 minutes on one core.
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ import numpy as np
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="/tmp/lobule-finetune-bench")
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "lobule-finetune-bench"))
     parser.add_argument("--parent-iterations", type=int, default=600)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1)

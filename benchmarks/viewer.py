@@ -20,7 +20,7 @@ at best.
 
 Usage::
 
-    python benchmarks/viewer.py [--big /tmp/lobule_bench_60k.tif] [--jumps 12] [--threads 2]
+    python benchmarks/viewer.py [--big BENCH.tif] [--jumps 12] [--threads 2]
 """
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ import os
 import statistics
 import sys
 import time
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -179,7 +180,7 @@ def bench_slide(app, path: Path, magnifications, jumps: int, threads: int, tile_
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--big", type=Path, default=Path("/tmp/lobule_bench_60k.tif"),
+    parser.add_argument("--big", type=Path, default=Path(tempfile.gettempdir()) / "lobule_bench_60k.tif",
                         help="large pyramidal TIFF (written if missing)")
     parser.add_argument("--jumps", type=int, default=12, help="jumps per magnification")
     parser.add_argument("--threads", type=int, default=2, help="tile threads (2: the target machine has 2 cores)")
