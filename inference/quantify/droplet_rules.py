@@ -80,15 +80,33 @@ def droplet_pixels(labels: np.ndarray, mpp: float, settings: QuantSettings | Non
             touching = components[ndi.binary_dilation(large, structure=_EIGHT) & lipid]
             reject[np.unique(touching)] = True
 
-    props = regionprops_table(components, properties=("label", "area", "solidity", "axis_major_length",
-                                                      "axis_minor_length"))
-    area_um2 = props["area"] * px_um2
-    sized = area_um2 >= math.pi * (s.droplet_min_diameter_um / 2.0) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(props["axis_minor_length"] > 0, props["axis_major_length"] / props["axis_minor_length"],
-                         np.inf)
-    misshapen = sized & ((props["solidity"] < s.droplet_min_solidity) | (ratio > s.droplet_max_axis_ratio))
-    reject[props["label"][misshapen]] = True
+    # Shape is judged only on components large enough to have one (the rest are kept as they
+    # are); the inertia ellipse comes from per-component coordinate moments (vectorised
+    # bincounts: the eigenvalues of the central second-moment matrix, as skimage's
+    # ``inertia_tensor_eigvals``), the solidity from skimage on those components alone.
+    area_px = np.bincount(components.ravel(), minlength=count + 1)
+    sized = area_px * px_um2 >= math.pi * (s.droplet_min_diameter_um / 2.0) ** 2
+    sized[0] = False
+    if sized.any():
+        ys, xs = np.nonzero(sized[components])
+        ids = components[ys, xs]
+        n = np.maximum(area_px, 1).astype(np.float64)
+        mean_x = np.bincount(ids, xs, minlength=count + 1) / n
+        mean_y = np.bincount(ids, ys, minlength=count + 1) / n
+        dx, dy = xs - mean_x[ids], ys - mean_y[ids]
+        mu20 = np.bincount(ids, dx * dx, minlength=count + 1) / n
+        mu02 = np.bincount(ids, dy * dy, minlength=count + 1) / n
+        mu11 = np.bincount(ids, dx * dy, minlength=count + 1) / n
+        half_sum, root = (mu20 + mu02) / 2.0, np.sqrt(((mu20 - mu02) / 2.0) ** 2 + mu11 ** 2)
+        major, minor = half_sum + root, np.maximum(half_sum - root, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(minor > 0, np.sqrt(major / minor), np.inf)
+        elongated = sized & (ratio > s.droplet_max_axis_ratio)
+        reject |= elongated
+        judged = sized & ~elongated & ~reject
+        if s.droplet_min_solidity > 0 and judged.any():
+            props = regionprops_table(np.where(judged[components], components, 0), properties=("label", "solidity"))
+            reject[props["label"][props["solidity"] < s.droplet_min_solidity]] = True
     reject[0] = True
     return ~reject[components]
 
