@@ -7,13 +7,13 @@ Recipe of the DPCENet paper (section 4.1.2): 100k iterations, batch 1, lr 1e-3 d
 every 1000 iterations; SGD with momentum 0.9 and weight decay 5e-4 as SSL-ALPNet. Those are the
 defaults of :class:`FewShotTrainConfig`.
 
-Resumable state, never pickled: ``STATE.safetensors`` (model weights, optimizer buffers, torch RNG)
-and ``STATE.json`` (iteration, config, numpy RNG state, loss history), both written atomically.
+Resumable state, never pickled: one ``STATE.safetensors`` file in the format of every trainer
+(:mod:`lobule.models.train_state`: model weights, optimizer state, torch RNG; iteration, config,
+numpy RNG state and loss history in its JSON meta), written atomically.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from collections.abc import Callable
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lobule.core.atomic import atomic_write
-from lobule.core.errors import CheckpointError
+from lobule.models.train_state import load_training_state, save_training_state
 
-STATE_FORMAT = "lobule-fewshot-train-state/1"
+STATE_KIND = "few-shot"
+"""``kind`` of the few-shot trainer's states (:mod:`lobule.models.train_state`)."""
 
 
 @dataclass
@@ -62,77 +62,31 @@ def learning_rate(config: FewShotTrainConfig, iteration: int) -> float:
     return config.lr * config.lr_gamma ** (iteration // max(1, config.lr_step))
 
 
-def _with(stem: Path, suffix: str) -> Path:
-    """``stem`` + ``suffix`` (``Path.with_suffix`` would replace a dotted stem's ending)."""
-    return stem.with_name(stem.name + suffix)
+def state_file(stem: str | Path) -> Path:
+    """The state file of a state stem: ``stem`` + ``.safetensors`` (a path already ending so is kept)."""
+    stem = Path(stem)
+    return stem if stem.suffix == ".safetensors" else stem.with_name(stem.name + ".safetensors")
 
 
-def save_state(path: Path, model, optimizer, iteration: int, config: FewShotTrainConfig, rng: np.random.Generator,
-               history: list[dict], extra: dict) -> None:
-    """Write ``path``.safetensors and ``path``.json atomically (weights + optimizer + RNG, no pickle)."""
-    from safetensors.torch import save as save_bytes
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    scalars: dict[str, dict] = {}
-    for pid, state in opt_state["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value) and value.ndim > 0:
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[key] = float(value)
-    tensors["rng.torch"] = torch.get_rng_state()
-    blob = save_bytes(tensors)
-    with atomic_write(_with(path, ".safetensors"), "wb") as handle:
-        handle.write(blob)
-    meta = {
-        "format": STATE_FORMAT,
-        "iteration": iteration,
-        "config": dataclasses.asdict(config),
-        "optimizer_scalars": scalars,
-        "numpy_rng": rng.bit_generator.state,
-        "history": history,
-        "extra": extra,
-    }
-    with atomic_write(_with(path, ".json"), "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, default=int)
+def _save(path: Path, model, optimizer, config: FewShotTrainConfig, iteration: int, rng: np.random.Generator,
+          history: list[dict], extra: dict) -> None:
+    meta = {"iteration": iteration, "config": dataclasses.asdict(config), "numpy_rng": rng.bit_generator.state,
+            "history": history, "extra": extra}
+    save_training_state(path, {"model": model}, {config.optimizer: optimizer}, meta,
+                        tensors={"torch_rng": torch.get_rng_state()}, kind=STATE_KIND)
 
 
-def load_state(path: Path, model, optimizer, rng: np.random.Generator) -> tuple[int, list[dict], dict]:
-    """Restore a state written by :func:`save_state`; returns (iteration, history, extra).
-
-    Raises
-    ------
-    CheckpointError
-        If the files are missing, unreadable, or belong to another architecture.
-    """
-    from safetensors.torch import load_file
-
-    json_path, weights_path = _with(path, ".json"), _with(path, ".safetensors")
-    try:
-        meta = json.loads(json_path.read_text(encoding="utf-8"))
-        tensors = load_file(str(weights_path))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume from {path}: {exc}") from None
-    if meta.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{json_path.name} is not a few-shot training state")
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(model_state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"training state {path.name} does not fit this model: {str(exc).splitlines()[0]}") from None
-    opt_state = optimizer.state_dict()
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = value
-    for pid, values in meta.get("optimizer_scalars", {}).items():
-        for name, value in values.items():
-            state.setdefault(int(pid), {})[name] = torch.tensor(value)
-    opt_state["state"] = state
-    optimizer.load_state_dict(opt_state)
-    torch.set_rng_state(tensors["rng.torch"])
+def _load(path: Path, model, optimizer, config: FewShotTrainConfig,
+          rng: np.random.Generator) -> tuple[int, list[dict], dict]:
+    """Restore a state of :func:`_save`; returns (iteration, history, extra). The optimizer keeps
+    this run's hyper-parameters (the learning rate is set every iteration anyway)."""
+    groups = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    tensors: dict[str, torch.Tensor] = {}
+    meta = load_training_state(path, {"model": model}, {config.optimizer: optimizer}, tensors=tensors,
+                               kind=STATE_KIND)
+    for group, settings in zip(optimizer.param_groups, groups):
+        group.update(settings)
+    torch.set_rng_state(tensors["torch_rng"])
     rng.bit_generator.state = meta["numpy_rng"]
     return int(meta["iteration"]), list(meta.get("history", [])), dict(meta.get("extra", {}))
 
@@ -152,7 +106,8 @@ def train_fewshot(
     ----------
     model : a few-shot network with ``encode`` / ``predict`` (:mod:`lobule.models.fewshot`).
     sample : ``sample(rng, batch)`` -> numpy (support (B,3,S,S), support_mask (B,S,S), query, query_mask).
-    state_path : stem of the resumable state (``.json`` + ``.safetensors``); resumed if present.
+    state_path : stem of the resumable state file (``stem.safetensors``, see :func:`state_file`);
+        resumed if present.
     max_seconds : stop (after saving) when this much wall time has passed; call again to resume.
     extra : JSON-able facts stored with the state (data, command), returned on resume.
 
@@ -160,10 +115,15 @@ def train_fewshot(
     -------
     dict with ``iteration``, ``done`` (reached ``config.iterations``), ``history`` (logged losses),
     ``seconds`` (this call's wall time) and ``extra``.
+
+    Raises
+    ------
+    CheckpointError
+        If the state file is unreadable, another trainer's, or of another architecture / optimizer.
     """
     from lobule.models.fewshot import episode_loss
 
-    state_path = Path(state_path)
+    state_path = state_file(state_path)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     if config.freeze_backbone:
         for p in model.encoder.backbone.parameters():
@@ -172,8 +132,8 @@ def train_fewshot(
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     iteration, history, extra = 0, [], dict(extra or {})
-    if _with(state_path, ".json").is_file():
-        iteration, history, saved_extra = load_state(state_path, model, optimizer, rng)
+    if state_path.is_file():
+        iteration, history, saved_extra = _load(state_path, model, optimizer, config, rng)
         extra = {**saved_extra, **extra}
         log(f"resumed at iteration {iteration}")
     model.train()
@@ -206,7 +166,7 @@ def train_fewshot(
             window, parts_window = [], {}
         out_of_time = max_seconds is not None and time.monotonic() - start >= max_seconds
         if iteration % config.save_every == 0 or iteration == config.iterations or out_of_time:
-            save_state(state_path, model, optimizer, iteration, config, rng, history, extra)
+            _save(state_path, model, optimizer, config, iteration, rng, history, extra)
         if out_of_time:
             log(f"stopping at iteration {iteration} after {time.monotonic() - start:.0f}s (time limit); run again to resume")
             break

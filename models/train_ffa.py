@@ -7,9 +7,10 @@ a gain in validation AUC-ROC. The paper does not say how many patches make an ep
 
 The loop knows nothing about files or image formats: it gets arrays and a ``validate``
 callable (the inference layer runs the full-image tiled prediction and returns metrics). It is
-resumable: after every epoch the model, the Adam state and the random generators are written
-to ``workdir/state.safetensors`` + ``workdir/state.json`` (no pickle), the best weights so far
-to ``workdir/best.safetensors``; ``resume=True`` continues from there.
+resumable: after every epoch the model, the Adam state, the random generators and the epoch
+history are written to ``workdir/state.safetensors`` (the format of every trainer,
+:mod:`lobule.models.train_state`; no pickle), the best weights so far to
+``workdir/best.safetensors``; ``resume=True`` continues from there.
 """
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ from torch.nn import functional as F
 
 from lobule.core.atomic import atomic_write
 from lobule.core.errors import CheckpointError
+from lobule.models.train_state import load_training_state, read_training_meta, save_training_state
 
-STATE_JSON = "state.json"
-STATE_WEIGHTS = "state.safetensors"
+STATE_FILE = "state.safetensors"
+STATE_KIND = "FFA CNP"
+"""``kind`` of this trainer's states (:mod:`lobule.models.train_state`)."""
 BEST_WEIGHTS = "best.safetensors"
 IGNORE = -100
 """Target value of pixels that do not count in the loss (outside the field of view)."""
@@ -171,50 +174,27 @@ def class_weights(masks: list[np.ndarray], regions: list[np.ndarray]) -> np.ndar
 
 
 def _save_state(workdir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    from safetensors.torch import save as save_bytes
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    opt_state = optimizer.state_dict()
-    for index, slots in opt_state["state"].items():
-        for key, value in slots.items():
-            tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    tensors["rng.torch"] = torch.get_rng_state()
-    with atomic_write(workdir / STATE_WEIGHTS, "wb") as handle:
-        handle.write(save_bytes(tensors))
-    meta = dict(meta, param_groups=opt_state["param_groups"])
-    with atomic_write(workdir / STATE_JSON, "w", encoding="utf-8") as handle:
-        json.dump(meta, handle, indent=1, default=float)
+    save_training_state(workdir / STATE_FILE, {"model": model}, {"adam": optimizer}, meta,
+                        tensors={"torch_rng": torch.get_rng_state()}, kind=STATE_KIND)
 
 
 def _load_state(
     workdir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, identity: dict[str, Any]
 ) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
+    path = workdir / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"nothing to resume in {workdir}: {STATE_FILE} missing")
     try:
-        meta = json.loads((workdir / STATE_JSON).read_text(encoding="utf-8"))
-        if meta.get("identity", {}) != json.loads(json.dumps(identity)):
+        if read_training_meta(path, STATE_KIND).get("identity", {}) != json.loads(json.dumps(identity, default=float)):
             raise CheckpointError(
                 f"the training state in {workdir} was made with other settings (architecture, arguments or "
                 "data split); start a new --workdir"
             )
-        tensors = load_file(str(workdir / STATE_WEIGHTS))
-    except FileNotFoundError:
-        raise CheckpointError(f"nothing to resume in {workdir}: {STATE_JSON} / {STATE_WEIGHTS} missing") from None
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"training state in {workdir} is unreadable: {exc}") from None
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(model_state, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"training state in {workdir} does not fit this model: {str(exc).splitlines()[0]}") from None
-    slots: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer."):
-            _, index, name = key.split(".", 2)
-            slots.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": slots, "param_groups": meta.pop("param_groups")})
-    torch.set_rng_state(tensors["rng.torch"])
+        tensors: dict[str, torch.Tensor] = {}
+        meta = load_training_state(path, {"model": model}, {"adam": optimizer}, tensors=tensors, kind=STATE_KIND)
+    except CheckpointError as exc:
+        raise CheckpointError(str(exc) if str(workdir) in str(exc) else f"{workdir}: {exc}") from None
+    torch.set_rng_state(tensors["torch_rng"])
     return meta
 
 

@@ -101,7 +101,8 @@ def register(commands, train) -> None:
                    help="start the encoder from a checkpoint card or .safetensors (e.g. a DINO or ImageNet ResNet)")
     t.add_argument("--freeze-backbone", action="store_true", help="keep the ResNet fixed (paper, with a pretrained one)")
     t.add_argument("--no-align", action="store_true", help="drop L_reg (the reverse alignment loss)")
-    t.add_argument("--state", default=None, help="resumable state stem (default: CARD without .json + '.state')")
+    t.add_argument("--state", default=None, help="resumable state file; '.safetensors' is appended when missing "
+                                                 "(default: CARD without .json + '.state.safetensors')")
     t.add_argument("--max-minutes", type=float, default=None, help="stop after this long (state saved); rerun to resume")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     t.add_argument("--seed", type=int, default=0)

@@ -88,7 +88,9 @@ def test_train_then_resume_writes_a_loadable_card(tmp_path, make_angiogram, tiny
             "--patches-per-epoch", "8", "--lr", "1e-3", "--val-patients", "p02", "--test-patients", "p03",
             "--threads", "1", "--device", "cpu"]
     assert main([*args, "--epochs", "1"]) == 0
-    state = json.loads((tmp_path / "cnp.training" / "state.json").read_text())
+    from lobule.models.train_state import read_training_meta
+
+    state = read_training_meta(tmp_path / "cnp.training" / "state.safetensors")
     assert state["epoch"] == 1 and state["identity"]["train"] == ["p01-1_001", "p01-2_002"]
     assert main([*args, "--epochs", "2", "--resume", "--compare", str(tiny_checkpoint)]) == 0
     assert "resumed at epoch 1" in capsys.readouterr().out

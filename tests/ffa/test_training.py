@@ -1,8 +1,6 @@
 """The training loop: patch sampling, early stopping on validation AUC-ROC, resumable state."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -10,6 +8,7 @@ import torch
 from lobule.core.errors import CheckpointError
 from lobule.models.registry import create_model
 from lobule.models.train_ffa import IGNORE, FFATrainConfig, PatchSampler, class_weights, train_cnp
+from lobule.models.train_state import read_training_meta
 
 
 def _data():
@@ -83,7 +82,7 @@ def test_early_stop_after_patience_epochs_without_gain(tmp_path):
                        log=lambda line: None)
     assert result.stopped == "early_stop"
     assert (result.epochs_run, result.best_epoch, result.best_auc) == (5, 2, 0.7)
-    best = json.loads((tmp_path / "state.json").read_text())
+    best = read_training_meta(tmp_path / "state.safetensors", "FFA CNP")
     assert best["best_epoch"] == 2 and [h["val_auc_roc"] for h in best["history"]] == [0.6, 0.7, 0.65, 0.7, 0.69]
     for key, value in model.state_dict().items():  # the model holds the best epoch's weights
         torch.testing.assert_close(value, result.best_state[key])
@@ -111,3 +110,23 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_
         torch.testing.assert_close(resumed.state_dict()[key], value)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         run(tmp_path / "empty", 1, resume=True)
+    with pytest.raises(CheckpointError, match="other settings") as refused:
+        counters[tmp_path / "split"] = iter(range(1, 100))
+        torch.manual_seed(0)
+        train_cnp(create_model("laddernet", base_width=2, dropout=0.0), images, masks, regions,
+                  lambda m: {"auc_roc": 0.5}, FFATrainConfig(**{**config.__dict__, "max_epochs": 3}),
+                  tmp_path / "split", resume=True, log=lambda line: None, identity={"a": 2})
+    assert "\n" not in str(refused.value) and "split" in str(refused.value)
+
+
+def test_a_state_of_the_few_shot_trainer_is_refused_in_one_line(tmp_path):
+    from lobule.models.train_fewshot import STATE_KIND
+    from lobule.models.train_state import save_training_state
+
+    images, masks, regions = _data()
+    model = create_model("laddernet", base_width=2)
+    save_training_state(tmp_path / "state.safetensors", {"model": model}, {}, {"identity": {}}, kind=STATE_KIND)
+    with pytest.raises(CheckpointError, match="few-shot trainer, not the FFA CNP trainer") as refused:
+        train_cnp(model, images, masks, regions, lambda m: {"auc_roc": 0.5}, FFATrainConfig(max_epochs=1),
+                  tmp_path, resume=True, log=lambda line: None)
+    assert "\n" not in str(refused.value) and "state.safetensors" in str(refused.value)

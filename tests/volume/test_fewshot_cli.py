@@ -132,7 +132,7 @@ def test_train_writes_a_card_and_resumes(tmp_path, synthetic_data, capsys):
     assert training["iterations_done"] == 4 and training["finished"]
     assert training["reductions_vs_paper"]["depth"] == {"used": 18, "paper": 101}
     assert training["supervised_organs"] == [2] and training["test_organs"] == [1]
-    assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.state.json").is_file()
+    assert (tmp_path / "tiny.safetensors").is_file() and (tmp_path / "tiny.state.safetensors").is_file()
     code, _, stderr = _run(argv[:-6] + ["--iterations", "6", "--supervised-organs", "right_kidney",
                                         "--test-organs", "liver"], capsys)
     assert code == 0 and "resumed at iteration 4" in stderr

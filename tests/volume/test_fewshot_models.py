@@ -1,8 +1,6 @@
 """DPCENet and the ALPNet baseline: the maths of docs/models.md, section 3, shapes, registry, training."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -156,9 +154,55 @@ def test_training_lowers_the_loss_and_resumes(tmp_path):
     resumed = train_fewshot(create_model("dpcenet", **TINY), _fixed_episode, longer, state, log=lambda _: None)
     assert resumed["iteration"] == 35 and resumed["extra"]["note"] == "x"
     assert len(resumed["history"]) == len(first["history"]) + 1
-    meta = json.loads((tmp_path / "run.state.json").read_text())
-    assert meta["iteration"] == 35
+    from lobule.models.train_state import read_training_meta
+
+    meta = read_training_meta(tmp_path / "run.state.safetensors", "few-shot")  # one file, the common format
+    assert meta["iteration"] == 35 and meta["config"]["iterations"] == 35
     from safetensors.torch import load_file
 
     tensors = load_file(str(tmp_path / "run.state.safetensors"))  # no pickle anywhere
-    assert any(k.startswith("optim.") for k in tensors) and "rng.torch" in tensors
+    assert any(k.startswith("optim/adamw/") for k in tensors) and "tensor/torch_rng" in tensors
+
+
+def _random_episode(rng, batch):
+    """:func:`_fixed_episode` shifted by a random amount (so the numpy generator matters)."""
+    s, sm, q, qm = _fixed_episode(rng, batch)
+    shift = int(rng.integers(0, 6))
+    return s, sm, np.roll(q, shift, axis=-1), np.roll(qm, shift, axis=-1)
+
+
+def test_an_interrupted_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    from lobule.core.errors import CheckpointError
+    from lobule.models.train_fewshot import FewShotTrainConfig, train_fewshot
+
+    config = FewShotTrainConfig(iterations=8, batch_size=1, lr=3e-3, lr_step=3, log_every=2, save_every=100)
+
+    lines = []
+
+    def run(state, iterations):
+        torch.manual_seed(3)
+        model = create_model("dpcenet", **TINY)
+        train_fewshot(model, _random_episode, FewShotTrainConfig(**{**config.__dict__, "iterations": iterations}),
+                      state, log=lines.append)
+        return model
+
+    straight = run(tmp_path / "straight.state", 8)
+    run(tmp_path / "split.state", 5)
+    resumed = run(tmp_path / "split.state", 8)
+    assert "resumed at iteration 5" in lines
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    # a state of another trainer (here the FFA one) is refused in one line naming the file
+    from lobule.models.train_ffa import STATE_KIND
+    from lobule.models.train_state import save_training_state
+
+    other = tmp_path / "ffa.state.safetensors"
+    save_training_state(other, {"model": straight}, {}, {"epoch": 1}, kind=STATE_KIND)
+    with pytest.raises(CheckpointError, match="belongs to the FFA CNP trainer, not the few-shot trainer") as refused:
+        run(other, 9)
+    assert "\n" not in str(refused.value) and "ffa.state.safetensors" in str(refused.value)
+    with pytest.raises(CheckpointError, match="straight.state.safetensors: .* has shape") as refused:  # other arch
+        torch.manual_seed(3)
+        train_fewshot(create_model("dpcenet", **{**TINY, "feature_dim": 16}),
+                      _random_episode, config, tmp_path / "straight.state", log=lambda _: None)
+    assert "\n" not in str(refused.value)
