@@ -87,7 +87,7 @@ def run_case(case: dict) -> dict:
 
     from lobule.inference.engine import analyze_slide, choose_batch_size
     from lobule.inference.export import export_analysis
-    from lobule.inference.quantify import QuantSettings, quantify
+    from lobule.inference.liver.quantify import QuantSettings, quantify
     from lobule.inference.regions import Region
     from lobule.inference.slide import open_slide
     from lobule.inference.tiling import make_grid, read_tile

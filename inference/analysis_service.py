@@ -40,7 +40,7 @@ class AnalysisOutcome:
     regions, results : the quantified regions (level-0 pixels) and their RegionResults, same order.
     run : inference timings in seconds (None when a saved class map was reused).
     reused_store : the saved class map that was reused, or None.
-    quality : the per-slide quality check (``lobule.inference.quality.slide_quality``).
+    quality : the per-slide quality check (``lobule.inference.liver.quality.slide_quality``).
     """
 
     out: Path
@@ -180,7 +180,7 @@ def export_results(out: str | os.PathLike, *, slide, store, regions: list, setti
     settings : QuantSettings (defaults when None).
     labels : the class map measured and exported: ``store``, or a merged view with human
         corrections over it (an annotation session's ``labels``); None: ``store``.
-    quality : the slide's quality block (None: checked here, :func:`lobule.inference.quality.slide_quality`).
+    quality : the slide's quality block (None: checked here, :func:`lobule.inference.liver.quality.slide_quality`).
     run : timings of the inference run that made ``store`` (None when it was reused); the
         quantification time is added as ``run["quantify"]``.
     cancel : Event or callable, checked between regions and files (raises ``Cancelled``).
@@ -201,8 +201,8 @@ def export_results(out: str | os.PathLike, *, slide, store, regions: list, setti
     from lobule.inference.engine import slide_info
     from lobule.inference.engine.runner import is_cancelled
     from lobule.inference.export import export_analysis, prepare_output_dir
-    from lobule.inference.quality import slide_quality
-    from lobule.inference.quantify import QuantSettings, quantify
+    from lobule.inference.liver.quality import slide_quality
+    from lobule.inference.liver.quantify import QuantSettings, quantify
 
     def stop() -> bool:
         return is_cancelled(cancel)
@@ -281,7 +281,7 @@ def analyze_to_folder(
     from lobule.inference.errors import InputError
     from lobule.inference.export import prepare_output_dir
     from lobule.inference.labelstore import find_store
-    from lobule.inference.quality import slide_quality
+    from lobule.inference.liver.quality import slide_quality
     from lobule.inference.regions import clip_to_slide, read_geojson
     from lobule.inference.slide import open_slide
 

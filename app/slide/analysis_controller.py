@@ -58,7 +58,7 @@ class AnalysisController(AnalysisEdits, QObject):
     failed(str, str) : title, one-line reason of a failed action.
     exported(str) : the export folder written.
     qualityChanged(object) : the slide's quality-control block (dict, see
-        :mod:`lobule.inference.quality`) or None while it is being checked.
+        :mod:`lobule.inference.liver.quality`) or None while it is being checked.
     """
 
     stateChanged = Signal()
@@ -229,7 +229,7 @@ class AnalysisController(AnalysisEdits, QObject):
         self.qualityChanged.emit(None)
 
         def job() -> dict:
-            from lobule.inference.quality import slide_quality
+            from lobule.inference.liver.quality import slide_quality
 
             return slide_quality(reader, store)
 
@@ -255,7 +255,7 @@ class AnalysisController(AnalysisEdits, QObject):
             return
 
         def job() -> dict:
-            from lobule.inference.quantify import quantify
+            from lobule.inference.liver.quantify import quantify
 
             return {r.name: quantify(store, r, settings) for r in missing}
 
@@ -395,9 +395,9 @@ class AnalysisController(AnalysisEdits, QObject):
         self.stateChanged.emit()
 
     def quant_settings(self):
-        """The :class:`~lobule.inference.quantify.QuantSettings` in use."""
+        """The :class:`~lobule.inference.liver.quantify.QuantSettings` in use."""
         if self.settings is None:
-            from lobule.inference.quantify import QuantSettings
+            from lobule.inference.liver.quantify import QuantSettings
 
             self.settings = QuantSettings()
         return self.settings

@@ -1,7 +1,7 @@
 """The numbers of one region: class composition chart, NAS-related measurements with their
 derived grades, and the quantification settings (editable, stated).
 
-Widgets only: the values come from a :class:`~lobule.inference.quantify.RegionResult`; a
+Widgets only: the values come from a :class:`~lobule.inference.liver.quantify.RegionResult`; a
 settings change is sent as ``settingsChanged(QuantSettings)``. pyqtgraph and the
 quantification package (scipy) are imported when the first result or the settings are shown,
 so the main window starts without them.
@@ -162,7 +162,7 @@ class ResultsPanel(QWidget):
             self._settings_form.setVisible(shown)
 
     def _build_settings(self) -> QWidget:
-        from lobule.inference.quantify import QuantSettings
+        from lobule.inference.liver.quantify import QuantSettings
 
         form = QFormLayout()
         defaults = self._shown_settings or QuantSettings()
@@ -209,7 +209,7 @@ class ResultsPanel(QWidget):
 
     def current_settings(self):
         """QuantSettings from the fields. Raises InputError for values the settings refuse."""
-        from lobule.inference.quantify import QuantSettings
+        from lobule.inference.liver.quantify import QuantSettings
 
         if self._settings_form is None:
             return self._shown_settings or QuantSettings()
@@ -230,7 +230,7 @@ class ResultsPanel(QWidget):
 
     # --- numbers ------------------------------------------------------------------------------
     def set_quality(self, quality: dict | None) -> None:
-        """Show the slide's quality check (:mod:`lobule.inference.quality`): a green line when it
+        """Show the slide's quality check (:mod:`lobule.inference.liver.quality`): a green line when it
         looks like the training data, else each flag in red; nothing while unknown (None)."""
         if quality is None:
             self.quality.setText("")
@@ -258,7 +258,7 @@ class ResultsPanel(QWidget):
                 self.chart.set_percentages({})
             return
         if self.chart is None:
-            from lobule.inference.quantify import DERIVED_NOTE
+            from lobule.inference.liver.quantify import DERIVED_NOTE
 
             self.chart = CompositionChart()
             self._chart_slot.addWidget(self.chart)
@@ -274,7 +274,7 @@ class ResultsPanel(QWidget):
         self.chart.set_percentages({row["id"]: row["percent_of_tissue"] for row in result.classes})
         self.title.setText(f"<b>{result.name}</b>: region {result.region_area_um2 / 1e6:.4g} mm², "
                            f"tissue {result.tissue_area_mm2:.4g} mm² (label pixels {result.mpp:.3g} µm)")
-        from lobule.inference.quantify.grades import NOT_GRADED
+        from lobule.inference.liver.quantify.grades import NOT_GRADED
 
         grades = {g.component: g for g in result.grades}
         d, infl, bal = result.droplets, result.inflammation, result.ballooning

@@ -1,7 +1,7 @@
 """Quantification that follows edits: region numbers recomputed after a stroke.
 
 :class:`QuantFollower` listens to a session's ``labels_changed`` and ``regions_changed`` and
-recomputes, with :func:`lobule.inference.quantify.quantify` on the merged map (corrections over
+recomputes, with :func:`lobule.inference.liver.quantify.quantify` on the merged map (corrections over
 model output), only the regions an edit touched (a region is touched when its geometry
 intersects the changed box) and the regions that were added or reshaped; results of untouched
 regions are kept. Work is debounced (``debounce_s`` after the last change) and, on the
@@ -9,7 +9,7 @@ follower's thread, a region's computation is abandoned as soon as another change
 so painting never waits for numbers.
 
 Within a touched region the whole region is re-measured: lipid-droplet, nucleus and ballooning
-objects can cross chunk borders, and :func:`~lobule.inference.quantify.quantify` labels and
+objects can cross chunk borders, and :func:`~lobule.inference.liver.quantify.quantify` labels and
 merges them over its full window grid in one pass; re-measuring only the touched windows would
 need that function split into per-window accumulation (cacheable) and the final summary.
 """
@@ -21,7 +21,7 @@ import time
 from shapely.geometry import box as shapely_box
 
 from lobule.inference.annotations.events import Event
-from lobule.inference.quantify import QuantSettings, RegionResult, quantify
+from lobule.inference.liver.quantify import QuantSettings, RegionResult, quantify
 from lobule.inference.regions import Region
 
 

@@ -1,6 +1,6 @@
 """Corrections as training data: tile / label pairs with the ignore label outside corrected pixels.
 
-Folder layout (the format ``lobule train segment`` reads, :mod:`lobule.inference.segdata`:
+Folder layout (the format ``lobule train segment`` reads, :mod:`lobule.inference.liver.segdata`:
 ``DATA/train/{images,labels}``, images and label maps with the same stem)::
 
     OUT/train/images/<slide stem>_x<X>_y<Y>.png   (T, T, 3) RGB uint8 read from the slide at the

@@ -111,7 +111,7 @@ def run_cohort(
 
     from lobule.inference.engine import load_predictor
     from lobule.inference.export import prepare_output_dir
-    from lobule.inference.quantify import QuantSettings
+    from lobule.inference.liver.quantify import QuantSettings
 
     t0 = time.perf_counter()
     items = read_cohort(source)

@@ -62,8 +62,8 @@ def register(commands, train) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     from lobule.inference.analysis_service import analyze_to_folder
-    from lobule.inference.quality import describe
-    from lobule.inference.quantify import QuantSettings
+    from lobule.inference.liver.quality import describe
+    from lobule.inference.liver.quantify import QuantSettings
 
     from lobule.inference.cli.progress import TileProgress
 

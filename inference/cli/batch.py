@@ -44,7 +44,7 @@ def register(commands, train) -> None:
 def run_batch(args: argparse.Namespace) -> int:
     from lobule.inference.batch import run_cohort
     from lobule.inference.errors import InputError
-    from lobule.inference.quantify import QuantSettings
+    from lobule.inference.liver.quantify import QuantSettings
     from lobule.core.errors import LobuleError
 
     if getattr(sys, "frozen", False):  # the PyInstaller app: Ray's servers and Python workers are not bundled

@@ -14,7 +14,7 @@ Evaluate on real masks (several models side by side)::
     lobule segment --evaluate DATA/heldout.json --model liver-hne --model classical --out DIR
 
 prints, per held-out source, pooled Dice, per-tile Dice mean +- sd, absolute droplet-count error
-and steatosis-% error (:mod:`lobule.inference.steatosis_eval`); ``--model masks:DIR`` scores
+and steatosis-% error (:mod:`lobule.inference.liver.steatosis_eval`); ``--model masks:DIR`` scores
 masks another tool wrote (``benchmarks/liverquant_masks.py``).
 
 Build training folders from ../shared/data, then train::
@@ -22,7 +22,7 @@ Build training folders from ../shared/data, then train::
     lobule train segment DATA --prepare ../shared/data
     lobule train segment DATA --work RUN --out RUN/liver-hne.json [--arch ...] [--iterations ...]
 
-(the folder format: :mod:`lobule.inference.segdata`).
+(the folder format: :mod:`lobule.inference.liver.segdata`).
 """
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def output_names(paths: list[Path]) -> list[str]:
 
 
 def run_segment(args) -> int:
-    from lobule.inference.segmenter import load_segmenter
+    from lobule.inference.liver.segmenter import load_segmenter
 
     out = Path(args.out)
     models = args.model or [None]
@@ -186,7 +186,7 @@ def _check_image(path: Path) -> None:
     """Refuse an image too large (from its header) or too small, or that does not decode."""
     from PIL import Image
 
-    from lobule.inference.segdata import read_rgb
+    from lobule.inference.liver.segdata import read_rgb
     from lobule.inference.slide.image import MAX_PIXELS
 
     Image.MAX_IMAGE_PIXELS = None  # the size is checked here
@@ -211,7 +211,7 @@ def _tiling(args) -> dict:
 def _segment_images(paths, names, segmenter, mpp, out: Path, args) -> int:
     import numpy as np
 
-    from lobule.inference.segdata import read_label, read_rgb, write_png
+    from lobule.inference.liver.segdata import read_label, read_rgb, write_png
     from lobule.models.metrics import confusion_matrix, summarise
     from lobule.resources.classes import LIVER_CLASSES, colour_lut
 
@@ -255,7 +255,7 @@ def _print_per_class(summary: dict) -> None:
 
 
 def _evaluate(args, models, out: Path) -> int:
-    from lobule.inference.segdata import read_evalset
+    from lobule.inference.liver.segdata import read_evalset
 
     items = read_evalset(args.evaluate)
     results = evaluate_models(models, items, args.device, {**_tiling(args), "runtime": args.runtime})
@@ -267,7 +267,7 @@ def _evaluate(args, models, out: Path) -> int:
 
 def evaluate_models(models, items, device: str, tiling: dict, log=print) -> dict:
     """{model name: evaluate_set result} for each ``--model`` value, in order."""
-    from lobule.inference.segmenter import evaluate_set, load_segmenter
+    from lobule.inference.liver.segmenter import evaluate_set, load_segmenter
 
     results = {}
     for model in models:
@@ -337,7 +337,7 @@ def command_line(args) -> str:
 def run_train(args) -> int:
     data = Path(args.data)
     if args.prepare:
-        from lobule.inference.segdata import prepare_shared_data
+        from lobule.inference.liver.segdata import prepare_shared_data
 
         command = command_line(args)
         prepare_shared_data(args.prepare, data, model_mpp=args.model_mpp, command=command)

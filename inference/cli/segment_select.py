@@ -28,7 +28,7 @@ def select_snapshot(model, snapshots: Path, items: list[dict], set_path: Path, d
     ----------
     model : the trained ``torch.nn.Module`` (same architecture as the snapshots).
     snapshots : folder of snapshot cards. items : validation-set items
-        (:func:`lobule.inference.segdata.read_evalset`) with lipid-droplet masks.
+        (:func:`lobule.inference.liver.segdata.read_evalset`) with lipid-droplet masks.
     set_path : the validation set's file (only its name is recorded).
 
     Returns
@@ -41,7 +41,7 @@ def select_snapshot(model, snapshots: Path, items: list[dict], set_path: Path, d
     InputError
         If there are no snapshots or the validation set has no lipid-droplet tiles.
     """
-    from lobule.inference.segmenter import checkpoint_segmenter, evaluate_set
+    from lobule.inference.liver.segmenter import checkpoint_segmenter, evaluate_set
     from lobule.models.checkpoint import load_checkpoint
 
     cards = sorted(snapshots.glob("*-iter*.json"), key=snapshot_iteration)

@@ -55,7 +55,7 @@ def _train_folder(data: Path) -> Path:
 def train_from_args(args) -> int:
     """Run ``lobule train segment`` (see :mod:`lobule.inference.cli.segment` for the options)."""
     from lobule.inference.engine.device import select_device
-    from lobule.inference.segdata import read_evalset, read_split
+    from lobule.inference.liver.segdata import read_evalset, read_split
     from lobule.models.checkpoint import find_checkpoint, load_checkpoint, read_card, save_checkpoint
     from lobule.models.train_segment import SegmentTrainConfig, train_segmentation
 

@@ -176,7 +176,7 @@ class ClassicalPredictor(FunctionPredictor):
     """The classical colour-phase labeller with statistics measured once per slide.
 
     :meth:`prepare` measures the labeller's image statistics (white threshold, nuclear-stain
-    threshold, hyperchromasia cut, tissue density: :class:`~lobule.inference.labeller.PhaseReference`)
+    threshold, hyperchromasia cut, tissue density: :class:`~lobule.inference.liver.labeller.PhaseReference`)
     on a mosaic of centre crops of up to ``samples`` tiles spread over the slide's tissue, and
     every tile is then labelled with them: without it each tile measured its own, and classes
     switched along straight tile borders.
@@ -190,13 +190,13 @@ class ClassicalPredictor(FunctionPredictor):
         self.reference = None
 
     def _label(self, image: np.ndarray, mpp: float) -> np.ndarray:
-        from lobule.inference.labeller import label_colour_phase
+        from lobule.inference.liver.labeller import label_colour_phase
 
         return label_colour_phase(image, mpp, reference=self.reference)
 
     def prepare(self, slide, grid) -> None:
         """Measure the slide's statistics from sample tiles of ``grid`` (read from ``slide``)."""
-        from lobule.inference.labeller import measure_reference
+        from lobule.inference.liver.labeller import measure_reference
         from lobule.inference.tiling import read_tile
 
         self.reference = None

@@ -29,7 +29,7 @@ def export_analysis(out, *, store, regions, results, settings, slide: dict, mode
     store : LabelStore; regions, results : same-length lists of Region / RegionResult;
     settings : QuantSettings; slide, model : identity dicts; tissue : TissueMask or None;
     run : inference timings; cancel : callable, checked between files (raises ``Cancelled``);
-    quality : the slide's quality-control block (:func:`lobule.inference.quality.slide_quality`).
+    quality : the slide's quality-control block (:func:`lobule.inference.liver.quality.slide_quality`).
 
     Returns
     -------

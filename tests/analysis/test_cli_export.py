@@ -231,7 +231,7 @@ def test_export_cancel_between_files(tmp_path):
     from lobule.inference.engine import Cancelled
     from lobule.inference.export import export_analysis
     from lobule.inference.labelstore import store_from_array
-    from lobule.inference.quantify import QuantSettings, quantify
+    from lobule.inference.liver.quantify import QuantSettings, quantify
     from lobule.inference.regions import Region
 
     store = store_from_array(tmp_path / "s.zarr", np.full((300, 300), 4, np.uint8), mpp=0.5)
@@ -247,7 +247,7 @@ def test_export_cancel_between_files(tmp_path):
 
 def test_classical_labeller_runs_through_the_engine(demo_slide, tmp_path, capsys):
     """The real colour-phase labeller on a small crop of the demo slide (one tile)."""
-    pytest.importorskip("lobule.inference.labeller")
+    pytest.importorskip("lobule.inference.liver.labeller")
     from lobule.inference.slide import open_slide
 
     with open_slide(demo_slide) as slide:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lobule.inference.quantify.droplet_rules import droplet_pixels, droplet_pixels_windowed
-from lobule.inference.quantify.settings import QuantSettings
+from lobule.inference.liver.quantify.droplet_rules import droplet_pixels, droplet_pixels_windowed
+from lobule.inference.liver.quantify.settings import QuantSettings
 from lobule.resources.classes import BACKGROUND, PARENCHYMA, STEATOSIS
 
 MPP = 0.5
@@ -74,7 +74,7 @@ def test_windowed_rules_match_the_whole_map():
 def test_real_polito_tiles_keep_expert_vacuoles_and_drop_sinusoids(shared_data):
     """Real tiles of two Polito validation patients: the expert vacuoles of a fatty tile pass the
     rules; the white phase of a tile with dilated sinusoids and almost no fat mostly does not."""
-    from lobule.inference.segdata import read_label, read_rgb
+    from lobule.inference.liver.segdata import read_label, read_rgb
 
     folder = shared_data / "steatosis_polito"
     fatty, sinusoids = folder / "1001878_9", folder / "1002250_69"
@@ -98,7 +98,7 @@ def test_quantify_counts_only_accepted_droplets(tmp_path):
     from shapely.geometry import box
 
     from lobule.inference.labelstore import store_from_array
-    from lobule.inference.quantify import quantify
+    from lobule.inference.liver.quantify import quantify
     from lobule.inference.regions import Region
 
     labels = _map()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lobule.inference.quality import THRESHOLDS, assess, describe, macenko_stains, stain_angle
-from lobule.inference.segdata import read_rgb
+from lobule.inference.liver.quality import THRESHOLDS, assess, describe, macenko_stains, stain_angle
+from lobule.inference.liver.segdata import read_rgb
 
 
 def test_real_liver_tiles_are_near_the_training_stain_and_a_fluorescence_scan_is_not(shared_data):

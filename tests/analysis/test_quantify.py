@@ -9,7 +9,7 @@ from shapely.geometry import Polygon, box
 
 from lobule.inference.errors import InputError
 from lobule.inference.labelstore import store_from_array
-from lobule.inference.quantify import QuantSettings, quantify
+from lobule.inference.liver.quantify import QuantSettings, quantify
 from lobule.inference.regions import Region
 
 MPP = 0.5  # um per label pixel; one pixel = 0.25 um^2
@@ -162,7 +162,7 @@ def test_settings_validation_and_cli_strings():
 def test_chunked_components_equal_whole_map_labelling():
     import cv2
 
-    from lobule.inference.quantify.components import ChunkedComponents
+    from lobule.inference.liver.quantify.components import ChunkedComponents
 
     rng = np.random.default_rng(0)
     mask = cv2.GaussianBlur(rng.random((300, 410)).astype(np.float32), (0, 0), 3) > 0.52

@@ -43,7 +43,7 @@ def border_change_rates(labels: np.ndarray, core: int, box) -> tuple[float, floa
 
 @pytest.fixture(scope="module")
 def classical_small_tiles(tmp_path_factory, demo_slide):
-    pytest.importorskip("lobule.inference.labeller")
+    pytest.importorskip("lobule.inference.liver.labeller")
     from shapely.geometry import box
 
     from lobule.app.slide.analysis_worker import restrict_tissue
@@ -81,7 +81,7 @@ def test_tile_by_tile_statistics_did_make_seams(demo_slide, classical_small_tile
 
     from lobule.app.slide.analysis_worker import restrict_tissue
     from lobule.inference.engine import slide_mpp
-    from lobule.inference.labeller import label_colour_phase
+    from lobule.inference.liver.labeller import label_colour_phase
     from lobule.inference.slide import open_slide
     from lobule.inference.tiling import make_grid, read_tile
     from lobule.inference.tissue import detect_tissue

@@ -30,7 +30,7 @@ def test_analysis_export_of_the_corrected_map(session, tmp_path, demo_labels):
     import tifffile
 
     from lobule.inference.export import export_analysis
-    from lobule.inference.quantify import QuantSettings, quantify
+    from lobule.inference.liver.quantify import QuantSettings, quantify
 
     info, model = demo_labels
     session.fill_polygon(box(200, 200, 700, 600), 1)

@@ -11,7 +11,7 @@ from shapely.geometry import box
 from lobule.inference.annotations.follow import QuantFollower
 from lobule.inference.annotations.training_pairs import export_training_pairs, read_pairs
 from lobule.inference.errors import InputError
-from lobule.inference.quantify import quantify
+from lobule.inference.liver.quantify import quantify
 from lobule.inference.regions import Region
 from lobule.resources.classes import IGNORE_INDEX, STEATOSIS
 

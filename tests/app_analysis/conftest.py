@@ -25,7 +25,7 @@ def _stain_palette():
 def classical_cache(tmp_path_factory, demo_slide):
     """A cache folder holding the classical labeller's class map of the demo slide, limited to
     REGION_BOX (made with the same call the Analyze button runs)."""
-    pytest.importorskip("lobule.inference.labeller")
+    pytest.importorskip("lobule.inference.liver.labeller")
     import os
 
     from shapely.geometry import box

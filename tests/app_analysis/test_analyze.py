@@ -10,7 +10,7 @@ REGION = (700, 200, 1250, 1250)  # level-0 px of the demo slide: tissue, one cla
 
 
 def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbers(tab, open_demo, cache, qtbot):
-    pytest.importorskip("lobule.inference.labeller")
+    pytest.importorskip("lobule.inference.liver.labeller")
     from lobule.inference.labelstore import analysis_dir
 
     open_demo(tab)
@@ -79,7 +79,7 @@ def export_ready(panel) -> bool:
 
 
 def test_cancel_leaves_no_store_and_keeps_the_app_usable(tab, open_demo, cache, qtbot):
-    pytest.importorskip("lobule.inference.labeller")
+    pytest.importorskip("lobule.inference.liver.labeller")
     from lobule.inference.labelstore import analysis_dir
 
     open_demo(tab)

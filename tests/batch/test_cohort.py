@@ -13,7 +13,7 @@ import tifffile
 from lobule.inference.batch import run_cohort
 from lobule.inference.batch.table import COLUMNS
 from lobule.inference.cli import run
-from lobule.inference.quantify import QuantSettings
+from lobule.inference.liver.quantify import QuantSettings
 
 OK_CASES = {"demo", "small-a", "small-b"}
 FILES = {"summary.json", "regions.csv", "classes.geojson", "labels.tif"}

@@ -6,12 +6,12 @@ import pytest
 from skimage import io
 
 from lobule.inference.errors import InputError
-from lobule.inference.labeller import ColourPhaseSettings, label_colour_phase
+from lobule.inference.liver.labeller import ColourPhaseSettings, label_colour_phase
 from lobule.models.metrics import binary_overlap
 
 
 # Measured with the default settings (droplet IoU at the assumed 0.25 um/px; see
-# inference/segdata.py SOURCE_MPP_NOTES): 140_29749_11705_1024 0.887, 173_36150_36273_2000_0_0 0.802;
+# inference/liver/segdata.py SOURCE_MPP_NOTES): 140_29749_11705_1024 0.887, 173_36150_36273_2000_0_0 0.802;
 # nuclei (classes 2+3) on nuclei_miccai2015 image10 (40x, 0.25 um/px) 0.659. Floors: minus 0.05.
 @pytest.mark.parametrize("tile, floor", [("140_29749_11705_1024", 0.83), ("173_36150_36273_2000_0_0", 0.75)])
 def test_droplet_iou_on_real_isbi_tiles(shared_data, tile, floor):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lobule.inference.errors import InputError
-from lobule.inference.labeller import ColourPhaseSettings
-from lobule.inference.segdata import (
+from lobule.inference.liver.labeller import ColourPhaseSettings
+from lobule.inference.liver.segdata import (
     droplet_label_map, nucleus_label_map, prepare_shared_data, read_evalset, read_split, resample_instances,
     write_png,
 )

@@ -12,8 +12,8 @@ import pytest
 
 from lobule.inference.cli import run
 from lobule.inference.cli.segment import output_names
-from lobule.inference.segdata import read_label, write_png
-from lobule.inference.segmenter import checkpoint_segmenter
+from lobule.inference.liver.segdata import read_label, write_png
+from lobule.inference.liver.segmenter import checkpoint_segmenter
 
 
 @pytest.fixture
@@ -128,8 +128,8 @@ def test_bundled_liver_hne_finds_droplets_on_a_held_out_tile(shared_data):
     0.687 at the assumed 0.25 um/px (card metrics; the previous weights, trained on 8 droplet tiles
     of ISBI and DELINEATE only, measured 0.872 here but 0.018 Dice on unseen Polito patients);
     floor 0.60."""
-    from lobule.inference.segdata import read_rgb
-    from lobule.inference.segmenter import load_segmenter
+    from lobule.inference.liver.segdata import read_rgb
+    from lobule.inference.liver.segmenter import load_segmenter
     from lobule.models.metrics import binary_overlap
 
     folder = shared_data / "steatosis_isbi2019" / "173_36150_36273_2000_0_0"

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from lobule.inference.cli import run
-from lobule.inference.quantify.droplet_split import count_droplets, split_touching
-from lobule.inference.segdata import polito_patient, polito_splits, read_label, read_rgb, vacuole_label_map, write_png
-from lobule.inference.steatosis_eval import summarise_tiles, tile_measures, truth_count
+from lobule.inference.liver.quantify.droplet_split import count_droplets, split_touching
+from lobule.inference.liver.segdata import polito_patient, polito_splits, read_label, read_rgb, vacuole_label_map, write_png
+from lobule.inference.liver.steatosis_eval import summarise_tiles, tile_measures, truth_count
 
 
 def _disc(shape, centre, radius):

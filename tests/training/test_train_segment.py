@@ -76,7 +76,7 @@ def test_a_tiny_run_lowers_the_loss_and_resumes(tmp_path, tiles, tiny_arguments)
 
 def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, capsys):
     from lobule.inference.cli import run
-    from lobule.inference.segdata import write_png
+    from lobule.inference.liver.segdata import write_png
     from lobule.models.checkpoint import load_checkpoint
 
     data = tmp_path / "data"
@@ -116,7 +116,7 @@ def test_cli_trains_and_writes_a_loadable_card(tmp_path, tiles, tiny_arguments, 
 
 def test_init_and_backbone_cards_start_the_run(tmp_path, tiles, tiny_arguments, tiny_card, capsys):
     from lobule.inference.cli import run
-    from lobule.inference.segdata import write_png
+    from lobule.inference.liver.segdata import write_png
     from lobule.models.checkpoint import load_checkpoint, save_checkpoint
     from lobule.models.resnet import ResNet
 

@@ -5,8 +5,8 @@ resamples the image to its own mpp, predicts overlapping tiles
 (:func:`lobule.inference.sliding_window.sliding_window_labels`, softmax scores blended) and
 returns the class map at the input size; the classical colour-phase labeller works on the whole
 image at its own mpp. :func:`evaluate_set` scores segmenters on an evaluation set of real masks
-(``heldout.json``, :mod:`lobule.inference.segdata`): Lobule's own class maps are scored after the
-droplet rules that quantification applies (:mod:`lobule.inference.quantify.droplet_rules`), so
+(``heldout.json``, :mod:`lobule.inference.liver.segdata`): Lobule's own class maps are scored after the
+droplet rules that quantification applies (:mod:`lobule.inference.liver.quantify.droplet_rules`), so
 the evaluation measures what a user gets; masks made by another tool are scored as they are.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from lobule.inference.errors import InputError
-from lobule.inference.labeller import CLASSICAL, label_colour_phase
-from lobule.inference.quantify.droplet_rules import droplet_pixels
-from lobule.inference.segdata import read_label, read_rgb, resample_image, resample_instances
+from lobule.inference.liver.labeller import CLASSICAL, label_colour_phase
+from lobule.inference.liver.quantify.droplet_rules import droplet_pixels
+from lobule.inference.liver.segdata import read_label, read_rgb, resample_image, resample_instances
 from lobule.inference.sliding_window import sliding_window_labels
-from lobule.inference.steatosis_eval import summarise_tiles, tile_measures
+from lobule.inference.liver.steatosis_eval import summarise_tiles, tile_measures
 from lobule.models.metrics import binary_overlap, pooled_overlap
 
 
@@ -164,7 +164,7 @@ def evaluate_set(segmenter: Segmenter, items: list[dict], log: Callable[[str], N
 
     Parameters
     ----------
-    items : evaluation-set items (:func:`lobule.inference.segdata.read_evalset`): ``image``,
+    items : evaluation-set items (:func:`lobule.inference.liver.segdata.read_evalset`): ``image``,
         ``mask`` (nonzero = positive; instance maps are fine), ``mpp``, ``kind`` and ``positive``
         (the class ids counted as positive: ``[1]`` for lipid droplets, ``[2, 3]`` for nuclei).
 

@@ -5,7 +5,7 @@ like) have small, round, dark (hyperchromatic) nuclei and gather in clusters (lo
 inflammation foci, docs/nas.md); hepatocyte nuclei are larger, paler and round with a visible
 nucleolus. :func:`classify_nuclei` applies that rule to any instance map, so the same decision
 labels the labeller's own nuclei and real nucleus masks drawn by people (pseudo-labels for
-training, :mod:`lobule.inference.segdata`).
+training, :mod:`lobule.inference.liver.segdata`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from skimage.measure import regionprops
 from skimage.morphology import disk, opening, remove_small_holes, remove_small_objects
 from skimage.segmentation import watershed
 
-from lobule.inference.labeller.settings import ColourPhaseSettings
+from lobule.inference.liver.labeller.settings import ColourPhaseSettings
 
 NORMAL, INFLAMMATORY = 2, 3
 

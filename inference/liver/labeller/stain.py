@@ -13,7 +13,7 @@ import numpy as np
 from skimage.color import rgb2hed
 from skimage.filters import apply_hysteresis_threshold
 
-from lobule.inference.labeller.settings import ColourPhaseSettings
+from lobule.inference.liver.labeller.settings import ColourPhaseSettings
 
 
 @dataclass(frozen=True)

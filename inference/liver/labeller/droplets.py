@@ -15,7 +15,7 @@ from skimage.measure import regionprops
 from skimage.morphology import disk, h_maxima, opening, remove_small_holes
 from skimage.segmentation import watershed
 
-from lobule.inference.labeller.settings import ColourPhaseSettings
+from lobule.inference.liver.labeller.settings import ColourPhaseSettings
 
 
 def clean_white(white: np.ndarray, mpp: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class ColourPhaseSettings:
-    """Thresholds of :func:`lobule.inference.labeller.label_colour_phase`.
+    """Thresholds of :func:`lobule.inference.liver.labeller.label_colour_phase`.
 
     White phase (class 0 background / class 1 lipid droplets)
     ---------------------------------------------------------

@@ -28,16 +28,16 @@ from scipy import ndimage as ndi
 from skimage.morphology import remove_small_objects
 
 from lobule.inference.errors import InputError
-from lobule.inference.labeller.droplets import droplet_mask
-from lobule.inference.labeller.nuclei import (
+from lobule.inference.liver.labeller.droplets import droplet_mask
+from lobule.inference.liver.labeller.nuclei import (
     classify_nuclei,
     darkness_cut,
     nuclear_stain,
     nuclear_threshold,
     nucleus_instances,
 )
-from lobule.inference.labeller.settings import ColourPhaseSettings
-from lobule.inference.labeller.stain import stain_phases
+from lobule.inference.liver.labeller.settings import ColourPhaseSettings
+from lobule.inference.liver.labeller.stain import stain_phases
 
 BACKGROUND, STEATOSIS, PARENCHYMA, HYDROPIC, HETEROCHROMATIC = 0, 1, 4, 5, 6
 

@@ -5,9 +5,9 @@ window is masked by the region (pixel centres inside the geometry), class pixels
 with ``np.bincount`` and objects (lipid droplets, nuclei, hydropic areas) are labelled with
 OpenCV and merged across window borders (:class:`ChunkedComponents`), so an object crossing a
 chunk border is one object; lipid-class pixels count as droplets only where the glass and shape
-rules of :mod:`lobule.inference.quantify.droplet_rules` accept them (judged with a halo around
+rules of :mod:`lobule.inference.liver.quantify.droplet_rules` accept them (judged with a halo around
 the window), and touching droplets are cut apart by a distance-transform watershed
-(:mod:`lobule.inference.quantify.droplet_split`). Inflammatory foci are single-linkage clusters of inflammatory-nucleus
+(:mod:`lobule.inference.liver.quantify.droplet_split`). Inflammatory foci are single-linkage clusters of inflammatory-nucleus
 centroids (scipy ``cKDTree.query_pairs`` + ``connected_components``). No per-pixel Python loops.
 """
 from __future__ import annotations
@@ -22,10 +22,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from lobule.inference.quantify.components import ChunkedComponents
-from lobule.inference.quantify.droplet_rules import droplet_pixels_windowed
-from lobule.inference.quantify.droplet_split import split_touching
-from lobule.inference.quantify.grades import (
+from lobule.inference.liver.quantify.components import ChunkedComponents
+from lobule.inference.liver.quantify.droplet_rules import droplet_pixels_windowed
+from lobule.inference.liver.quantify.droplet_split import split_touching
+from lobule.inference.liver.quantify.grades import (
     NOT_GRADED,
     Grade,
     ballooning_grade,
@@ -34,7 +34,7 @@ from lobule.inference.quantify.grades import (
     not_graded,
     steatosis_grade,
 )
-from lobule.inference.quantify.settings import QuantSettings
+from lobule.inference.liver.quantify.settings import QuantSettings
 from lobule.inference.regions import Rasterizer, Region
 from lobule.resources.classes import (
     HYDROPIC,

@@ -9,7 +9,7 @@ from lobule.inference.errors import InputError
 
 @dataclass(frozen=True)
 class QuantSettings:
-    """Thresholds and definitions used by :func:`~lobule.inference.quantify.quantify`.
+    """Thresholds and definitions used by :func:`~lobule.inference.liver.quantify.quantify`.
 
     Lengths in um, areas in um^2.
 
@@ -25,7 +25,7 @@ class QuantSettings:
         component touching a background area of at least this size (slide glass, a tear, a
         large lumen), or more elongated / less convex than these, is not a droplet and is
         neither counted nor part of the steatosis area
-        (:mod:`lobule.inference.quantify.droplet_rules`). An area of 0, a ratio of 1000 or a
+        (:mod:`lobule.inference.liver.quantify.droplet_rules`). An area of 0, a ratio of 1000 or a
         solidity of 0 turns that rule off.
     macro_threshold_um : a droplet with equivalent diameter >= this is macrovesicular (larger
         than a nucleus, about 6-7 um; docs/nas.md), smaller ones microvesicular.

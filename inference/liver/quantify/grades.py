@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from lobule.inference.quantify.settings import QuantSettings
+from lobule.inference.liver.quantify.settings import QuantSettings
 
 DERIVED_NOTE = "derived estimate from the class map; not validated against pathologists' scores"
 NOT_GRADED = "not graded: region smaller than one 200x field"

@@ -99,7 +99,7 @@ def assess(rgb_windows: list[np.ndarray], label_windows: list[np.ndarray], mpp: 
     sentences), ``measures`` (stain angle in degrees and the estimated vectors, white-phase Dice
     and the labeller's droplet share, hepatocyte share), ``thresholds``.
     """
-    from lobule.inference.labeller import label_colour_phase
+    from lobule.inference.liver.labeller import label_colour_phase
 
     measures: dict[str, Any] = {}
     flags: list[dict[str, str]] = []

@@ -15,8 +15,8 @@ Any folders in that format train; :func:`prepare_shared_data` builds them from t
   drawn);
 - real nucleus masks (``nuclei_miccai2015/*/nuclei.png``, uint16 instances): nucleus pixels are
   class 2 or 3, each instance decided by the classical labeller's nucleus rule
-  (:func:`lobule.inference.labeller.classify_nuclei`);
-- classical colour-phase pseudo-labels (:func:`lobule.inference.labeller.label_colour_phase`) for
+  (:func:`lobule.inference.liver.labeller.classify_nuclei`);
+- classical colour-phase pseudo-labels (:func:`lobule.inference.liver.labeller.label_colour_phase`) for
   every other pixel, except where they contradict what the real masks leave open, which becomes
   255 (see :func:`droplet_label_map`, :func:`nucleus_label_map`).
 
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.errors import InputError
-from lobule.inference.labeller import ColourPhaseSettings, classify_nuclei, label_colour_phase, stain_phases
-from lobule.inference.labeller.nuclei import nuclear_stain
+from lobule.inference.liver.labeller import ColourPhaseSettings, classify_nuclei, label_colour_phase, stain_phases
+from lobule.inference.liver.labeller.nuclei import nuclear_stain
 from lobule.core.atomic import atomic_write
 
 IGNORE = 255
@@ -308,7 +308,7 @@ def nucleus_label_map(pseudo: np.ndarray, instances: np.ndarray, stain: np.ndarr
     Returns
     -------
     (H, W) uint8: real nuclei as class 2 or 3 (each instance by
-    :func:`~lobule.inference.labeller.classify_nuclei`); elsewhere the pseudo-labels, except 255
+    :func:`~lobule.inference.liver.labeller.classify_nuclei`); elsewhere the pseudo-labels, except 255
     where the labeller sees a nucleus nobody drew, and where it sees a lipid droplet (the nucleus
     tiles are not liver: round white holes there are not steatosis).
     """

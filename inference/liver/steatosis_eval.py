@@ -7,7 +7,7 @@ same three are measured here, per tile, so they can be summarised per source:
 - Dice = 2 tp / (2 tp + fp + fn) of the lipid-droplet pixels;
 - count: droplets with an equivalent diameter >= the quantification's smallest counted droplet
   (``QuantSettings.droplet_min_diameter_um``, 3 um), touching droplets cut apart by the
-  distance-transform watershed of :mod:`lobule.inference.quantify.droplet_split` (the predicted
+  distance-transform watershed of :mod:`lobule.inference.liver.quantify.droplet_split` (the predicted
   mask and a binary truth mask alike; a truth instance map counts its instances);
 - steatosis % = droplet area / tissue area * 100, the tissue being the tile's tissue mask
   (:func:`lobule.inference.tissue.tissue_mask_from_rgb`) joined with the true droplets, the same
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from lobule.inference.quantify.droplet_split import count_droplets
-from lobule.inference.quantify.settings import QuantSettings
+from lobule.inference.liver.quantify.droplet_split import count_droplets
+from lobule.inference.liver.quantify.settings import QuantSettings
 from lobule.models.metrics import binary_overlap, pooled_overlap
 
 MIN_DIAMETER_UM = QuantSettings().droplet_min_diameter_um

@@ -31,7 +31,7 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from lobule.inference.quantify.settings import QuantSettings
+from lobule.inference.liver.quantify.settings import QuantSettings
 from lobule.resources.classes import BACKGROUND, STEATOSIS
 
 #: 8-connectivity for droplet components, 4-connectivity for the background around them

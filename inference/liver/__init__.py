@@ -1,0 +1,3 @@
+"""The liver H&E pipeline: colour-phase labeller, quantification of NAS
+features, per-slide quality check, training data preparation, tile
+segmenter, steatosis evaluation."""
