@@ -62,6 +62,9 @@ def test_headline_metric_of_the_bundled_cards():
     assert "IoU" not in liver
     ffa = headline_metric(read_card(MODELS_DIR / "ffa-cnp.json"))
     assert ffa.startswith("F1 0.") and "AUC 0." in ffa and ffa.endswith("(pooled, 5-fold patient cross-validation)")
-    assert headline_metric(read_card(MODELS_DIR / "fewshot-mri.json")).startswith("mean Dice % ")
+    fewshot = headline_metric(read_card(MODELS_DIR / "fewshot-mri.json"))
+    assert fewshot.startswith("mean Dice ") and " % " in fewshot and "CHAOS" in fewshot
+    table = {"metrics": {"summary": {"unit": "Dice %", "setting1": {"liver": 50.0, "mean": 55.5}}}}
+    assert headline_metric(table) == "mean Dice % 55.5 (setting1)"
     assert headline_metric({"metrics": {"headline": "Dice 0.9 on 12 slides"}}) == "Dice 0.9 on 12 slides"
     assert headline_metric({"metrics": {}}) == "-"
