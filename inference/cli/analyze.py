@@ -9,16 +9,8 @@ DIR/summary.json, DIR/regions.csv, DIR/classes.geojson and DIR/labels.tif atomic
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-
-
-def default_readers() -> int:
-    """Tile reader threads for ``lobule analyze``: 1 on machines with 2 cores or fewer (measured on
-    2 cores: with OpenVINO, end to end / bare model 0.97 with one reader against 0.72 with two,
-    whose decoding took the CPU from the model's threads), else 2."""
-    return 1 if (os.cpu_count() or 1) <= 2 else 2
 
 
 def add_slide_model_options(p: argparse.ArgumentParser,
@@ -35,6 +27,8 @@ def add_slide_model_options(p: argparse.ArgumentParser,
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     add_runtime_argument(p)
     p.add_argument("--batch-size", type=int, metavar="N", help="tiles per model call (default: from free memory)")
+    from lobule.inference.analysis_service import default_readers
+
     p.add_argument("--readers", type=int, default=default_readers(), metavar="N", help=readers_help)
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="quantification setting, e.g. --set focus_min_nuclei=4 (see summary.json 'settings')")
