@@ -9,8 +9,8 @@ from PySide6.QtGui import QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QTabWidget, QWidget
 
 from lobule.app import routing
-from lobule.app.shared import settings
-from lobule.app.shared.errors import error_message, show_error
+from lobule.app.common import settings
+from lobule.app.common.errors import error_message, show_error
 from lobule.app.lazy_tab import LazyTab
 from lobule.app.slide.slide_tab import SlideTab
 from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS

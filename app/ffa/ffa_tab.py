@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from lobule.app.ffa.ffa_document import FFADocument, evaluate_roc, load_image, load_truth_choices
-from lobule.app.shared.errors import error_message as error_text
-from lobule.app.shared.folder_dialog import choose_folder
+from lobule.app.common.errors import error_message as error_text
+from lobule.app.common.folder_dialog import choose_folder
 from lobule.app.ffa.ffa_worker import segment
-from lobule.app.shared.jobs import Job, start_job
+from lobule.app.common.jobs import Job, start_job
 from lobule.inference.errors import InputError
 from lobule.inference.ffa.predictor import card_threshold
 

@@ -1,4 +1,4 @@
-"""The FFA tab's CNP segmentation as a background job (run by :func:`lobule.app.shared.jobs.start_job`).
+"""The FFA tab's CNP segmentation as a background job (run by :func:`lobule.app.common.jobs.start_job`).
 
 The job loads the model on first use (torch is imported there, never by the GUI module) and runs
 :meth:`lobule.inference.ffa.predictor.CNPSegmenter.probability` over the image's 96x96 tiles,
@@ -21,7 +21,7 @@ class SegmentationResult:
 
 def segment(job, gray8: np.ndarray, model: str, segmenter=None) -> SegmentationResult:
     """CNP probability of ``gray8`` with ``model`` (``segmenter`` reused when it is that model);
-    ``job`` is the running :class:`~lobule.app.shared.jobs.Job` (progress and cancel token)."""
+    ``job`` is the running :class:`~lobule.app.common.jobs.Job` (progress and cancel token)."""
     from lobule.inference.ffa.predictor import CNPSegmenter
 
     if segmenter is None or model not in (segmenter.name, segmenter.card.get("path")):

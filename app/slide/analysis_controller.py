@@ -17,8 +17,8 @@ saved analysis is :mod:`lobule.app.slide.analysis_session`; Analyze runs
 :func:`lobule.inference.analysis_service.export_results`, as ``lobule analyze`` does.
 
 Threads: every call that touches the session (brush segments, fills, undo, regions, opening,
-closing, exporting) goes through one :class:`~lobule.app.shared.jobs.SerialRunner` in order;
-the analysis runs as its own :class:`~lobule.app.shared.jobs.Job` (:func:`~lobule.app.slide.analysis_worker.run_analysis`); the
+closing, exporting) goes through one :class:`~lobule.app.common.jobs.SerialRunner` in order;
+the analysis runs as its own :class:`~lobule.app.common.jobs.Job` (:func:`~lobule.app.slide.analysis_worker.run_analysis`); the
 session's and the follower's events are relayed to the GUI thread through queued signals. The
 widgets only call methods and listen to signals.
 """
@@ -32,8 +32,8 @@ from PySide6.QtCore import QObject, Signal
 from lobule.app.slide.analysis_edits import AnalysisEdits
 from lobule.app.slide.analysis_session import WHOLE_TISSUE, follower_class, model_names, open_session, restore_session
 from lobule.app.slide.analysis_worker import run_analysis
-from lobule.app.shared.errors import error_message
-from lobule.app.shared.jobs import Job, SerialRunner
+from lobule.app.common.errors import error_message
+from lobule.app.common.jobs import Job, SerialRunner
 from lobule.app.slide.label_layer import label_layer
 from lobule.inference.regions import Region
 from lobule.resources.classes import LIVER_CLASSES

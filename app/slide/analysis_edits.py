@@ -8,7 +8,7 @@ analysis, or a read-only class map) drawn regions are kept as pending and measur
 from __future__ import annotations
 
 from lobule.app.slide.analysis_session import WHOLE_TISSUE
-from lobule.app.shared.errors import error_message
+from lobule.app.common.errors import error_message
 from lobule.inference.regions import Region, as_area
 
 

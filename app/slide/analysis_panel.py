@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QFrame, QGridLayout, QGro
                                QTabWidget, QVBoxLayout, QWidget)
 
 from lobule.app.slide.analysis_session import CLASSICAL, WHOLE_TISSUE, default_model, model_names
-from lobule.app.shared.folder_dialog import choose_folder
+from lobule.app.common.folder_dialog import choose_folder
 from lobule.app.slide.legend import LegendWidget
 from lobule.app.slide.results_panel import ResultsPanel
 

@@ -1,19 +1,17 @@
 """The Analyze button's work: :func:`lobule.inference.analysis_service.segment_slide` (the
 class-map step of ``lobule analyze``) with the user's runtime setting. The analysis controller runs
-it as a :class:`~lobule.app.shared.jobs.Job` (stages, progress and cancel as signals); cancelling stops
+it as a :class:`~lobule.app.common.jobs.Job` (stages, progress and cancel as signals); cancelling stops
 it between batches (no store and no temporary files remain).
 """
 from __future__ import annotations
-
-from lobule.inference.analysis_service import restrict_tissue  # noqa: F401 - re-exported for callers of the GUI run
 
 
 def run_analysis(slide, model: str, region=None, device: str = "auto", cancel=None, on_progress=None,
                  on_stage=None, runtime: str | None = None):
     """:func:`~lobule.inference.analysis_service.segment_slide` with the user's runtime setting
-    (:func:`lobule.app.shared.settings.model_runtime`) when ``runtime`` is None (blocking; call on a
+    (:func:`lobule.app.common.settings.model_runtime`) when ``runtime`` is None (blocking; call on a
     worker thread). ``on_stage(text)`` is told each stage."""
-    from lobule.app.shared.settings import model_runtime
+    from lobule.app.common.settings import model_runtime
     from lobule.inference.analysis_service import segment_slide
 
     return segment_slide(slide, model, region=region, device=device,

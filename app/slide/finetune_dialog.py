@@ -17,8 +17,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDialog, QFormLayout, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSpinBox,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from lobule.app.shared.errors import error_message
-from lobule.app.shared.jobs import start_job
+from lobule.app.common.errors import error_message
+from lobule.app.common.jobs import start_job
 from lobule.models.folders import user_models_dir
 
 

@@ -218,7 +218,7 @@ class ResultsPanel(QWidget):
         return QuantSettings(**values)
 
     def _apply(self) -> None:
-        from lobule.app.shared.errors import error_message, show_error
+        from lobule.app.common.errors import error_message, show_error
 
         try:
             settings = self.current_settings()

@@ -10,11 +10,11 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
-from lobule.app.shared import settings
+from lobule.app.common import settings
 from lobule.app.slide.analysis_controller import AnalysisController
 from lobule.app.slide.analysis_panel import AnalysisPanel
 from lobule.app.slide.edit_toolbar import EditToolBar
-from lobule.app.shared.errors import error_message
+from lobule.app.common.errors import error_message
 from lobule.app.slide.overview import OverviewWidget
 from lobule.app.slide.region_overlay import RegionOverlay
 from lobule.app.slide.slide_document import SlideDocument, load_document
@@ -22,7 +22,7 @@ from lobule.app.slide.slide_info import SlideInfoPanel
 from lobule.app.slide.slide_view import SlideView
 from lobule.app.slide.tile_layer import SlideTileProvider, TileLayer
 from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS, base_magnification
-from lobule.app.shared.jobs import run_in_background
+from lobule.app.common.jobs import run_in_background
 
 BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px solid #e0c36a; }"
                 " QLabel { color: #4a3b00; }")

@@ -45,8 +45,8 @@ from PySide6.QtWidgets import (
 )
 
 from lobule.app.volume.volume_view import BRUSH, ERASE, NAVIGATE, POLYGON, VolumeView, overlay_rgba
-from lobule.app.shared.errors import error_message
-from lobule.app.shared.jobs import start_job
+from lobule.app.common.errors import error_message
+from lobule.app.common.jobs import start_job
 from lobule.inference.volume.volume import AXES
 from lobule.inference.volume.window import PRESET_NAMES, default_preset, window_levels
 

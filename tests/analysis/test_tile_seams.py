@@ -46,7 +46,7 @@ def classical_small_tiles(tmp_path_factory, demo_slide):
     pytest.importorskip("lobule.inference.liver.labeller")
     from shapely.geometry import box
 
-    from lobule.app.slide.analysis_worker import restrict_tissue
+    from lobule.inference.analysis_service import restrict_tissue
     from lobule.inference.engine import analyze_slide
     from lobule.inference.engine.predictor import classical_predictor
     from lobule.inference.slide import open_slide
@@ -79,7 +79,7 @@ def test_tile_by_tile_statistics_did_make_seams(demo_slide, classical_small_tile
     stand out. This is what the test above guards against."""
     from shapely.geometry import box
 
-    from lobule.app.slide.analysis_worker import restrict_tissue
+    from lobule.inference.analysis_service import restrict_tissue
     from lobule.inference.engine import slide_mpp
     from lobule.inference.liver.labeller import label_colour_phase
     from lobule.inference.slide import open_slide
@@ -186,7 +186,7 @@ def liver_model_maps(tmp_path_factory, demo_slide):
     same tiles' scores stitched core by core (the old way), from one pass of the model."""
     from shapely.geometry import box
 
-    from lobule.app.slide.analysis_worker import restrict_tissue
+    from lobule.inference.analysis_service import restrict_tissue
     from lobule.inference.engine import analyze_slide
     from lobule.inference.engine.predictor import load_predictor
     from lobule.inference.slide import open_slide

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QLineEdit
 
-from lobule.app.shared.folder_dialog import FolderDialog
+from lobule.app.common.folder_dialog import FolderDialog
 
 
 def _type(dialog: FolderDialog, text: str) -> None:

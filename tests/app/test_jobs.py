@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from lobule.app.shared.jobs import SerialRunner, start_job
+from lobule.app.common.jobs import SerialRunner, start_job
 from lobule.core.cancel import Cancelled, check_cancelled
 
 

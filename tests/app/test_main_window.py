@@ -62,7 +62,7 @@ def test_volumes_go_to_the_mri_ct_tab(window, dialogs, qtbot, tmp_path):
 
 
 def test_dropped_file_opens_and_is_remembered(window, qtbot, demo_slide):
-    from lobule.app.shared import settings
+    from lobule.app.common import settings
 
     assert settings.recent_files() == []
     mime = QMimeData()

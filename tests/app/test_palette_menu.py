@@ -19,7 +19,7 @@ def window(qtbot):
 
 
 def test_palette_choice_is_applied_saved_and_read_by_the_cli(window):
-    from lobule.app.shared import settings
+    from lobule.app.common import settings
     from lobule.inference.cli import apply_saved_palette
 
     assert settings.overlay_palette() == DEFAULT_PALETTE and window.palette_actions[DEFAULT_PALETTE].isChecked()

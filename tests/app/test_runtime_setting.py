@@ -2,7 +2,7 @@
 the Analyze button's model loading."""
 from __future__ import annotations
 
-from lobule.app.shared import settings
+from lobule.app.common import settings
 from lobule.app.main_window import MainWindow
 from lobule.inference.engine import runtime as rt
 

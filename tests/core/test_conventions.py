@@ -11,7 +11,7 @@ from lobule.inference.engine.runner import ProgressEvent
 
 
 def test_user_folders_follow_xdg_variables(tmp_path, monkeypatch):
-    from lobule.app.shared.settings import settings_path
+    from lobule.app.common.settings import settings_path
     from lobule.inference.labelstore import analysis_dir
     from lobule.models.checkpoint import model_dirs
     from lobule.models.folders import analyses_cache_dir, user_models_dir

@@ -1,1 +1,0 @@
-"""The shared part of the desktop app."""
