@@ -98,6 +98,8 @@ class AnalysisController(AnalysisEdits, QObject):
         self.opacity = 0.5
         self.hidden_classes: set[int] = set()
         self.last_export: Path | None = None
+        #: the folder an export is being written to (None when no export is in flight)
+        self.exporting: Path | None = None
         self.run_stats: dict[str, dict] = {}  # class-map path -> timings of the run that made it here
         self.preferred_model: str | None = None
         self._follower = None
@@ -417,14 +419,21 @@ class AnalysisController(AnalysisEdits, QObject):
     # --- export -----------------------------------------------------------------------------
     def export(self, folder) -> bool:
         """Write summary.json, regions.csv, classes.geojson and labels.tif into ``folder`` (on
-        the worker thread; ``exported`` or ``failed`` follows). False without an analysis."""
+        the worker thread; ``exported`` or ``failed`` follows). False without an analysis, and
+        while another export is still being written (one export at a time: a second one would
+        queue behind it and could ask to replace files that are half written)."""
         if self.store is None or self.document is None:
+            return False
+        if self.exporting is not None:
+            self.message.emit(f"An export to {self.exporting} is still being written; wait for it to finish.")
             return False
         labels, store, reader, settings = self.labels, self.store, self.document.reader, self.quant_settings()
         quality = self.quality
         run_stats = self.run_stats.get(str(store.path))
         regions = self.regions()
+        self.exporting = Path(folder)
         self.message.emit(f"Exporting to {folder}...")
+        self.stateChanged.emit()
 
         def job() -> Path:
             from lobule.inference.analysis_service import export_results
@@ -434,11 +443,18 @@ class AnalysisController(AnalysisEdits, QObject):
                                   settings=settings, quality=quality, run=run)[0]
 
         def done(out: Path) -> None:
+            self.exporting = None
             self.last_export = out
             self.exported.emit(str(out))
             self.message.emit(f"Exported summary.json, regions.csv, classes.geojson and labels.tif to {out}")
+            self.stateChanged.emit()
 
-        self.worker.submit(job, done, lambda error: self.failed.emit("Export failed", error_message(error)))
+        def failed(error: BaseException) -> None:
+            self.exporting = None
+            self.failed.emit("Export failed", error_message(error))
+            self.stateChanged.emit()
+
+        self.worker.submit(job, done, failed)
         return True
 
     # --- closing ----------------------------------------------------------------------------

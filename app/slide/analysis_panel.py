@@ -280,8 +280,8 @@ class AnalysisPanel(QScrollArea):
         holds files, asks before replacing them (only when interactive: without a screen the
         export goes ahead). Returns the folder, or None when nothing was started."""
         out = self.export_folder(parent)
-        if out is None:
-            return None
+        if out is None or self.controller.exporting is not None:
+            return None  # no slide, or an export still being written (the controller says so)
         if self.interactive and out.is_dir() and any(out.iterdir()):
             answer = QMessageBox.question(
                 self, "Replace the export?",
@@ -316,7 +316,7 @@ class AnalysisPanel(QScrollArea):
         self.model_combo.setEnabled(not running)
         self.area_combo.setEnabled(not running)
         self.progress.setVisible(running or self.progress.value() > 0)
-        self.export_button.setEnabled(analysed and not running)
+        self.export_button.setEnabled(analysed and not running and c.exporting is None)
         self.legend.setEnabled(analysed)
         is_drawn = c.region(self.selected) is not None and c.region(self.selected) is not c.default_region
         self.delete_region_button.setEnabled(is_drawn and not running)

@@ -35,6 +35,11 @@ def test_a_drawn_region_is_selected_and_exported_into_a_folder_per_slide(tab, op
     parent = tmp_path / "exports" / "not yet there"
     with qtbot.waitSignal(analysis.exported, timeout=60000):
         out = panel.export_into(parent)
+        # one export at a time: while it is written, Export is off and a second one is refused
+        assert analysis.exporting == out and not panel.export_button.isEnabled()
+        assert panel.export_into(tmp_path / "elsewhere") is None and not analysis.export(tmp_path / "other")
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "other").exists()
+    assert analysis.exporting is None and panel.export_button.isEnabled()
     assert out == parent / "CMU-1-Small-Region"
     assert sorted(p.name for p in out.iterdir()) == ["classes.geojson", "labels.tif", "regions.csv", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
