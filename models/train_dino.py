@@ -19,7 +19,6 @@ output dimension 65536. On CUDA the forward passes run under bf16 autocast.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -36,7 +35,10 @@ from lobule.models.checkpoint import save_checkpoint
 from lobule.models.dino import DINOLoss, build_dino_networks, cosine_schedule, teacher_temperatures, update_teacher
 from lobule.core.errors import CheckpointError, LobuleError
 from lobule.models.multicrop import MultiCropConfig, multi_crop
-from lobule.models.train_state import load_training_state, save_training_state
+from lobule.models.train_state import load_training_state, read_training_meta, save_training_state
+
+STATE_KIND = "DINO"
+"""``kind`` of this trainer's states (:mod:`lobule.models.train_state`)."""
 
 #: configuration fields that must agree between a saved state and a resumed run
 ARCHITECTURE_FIELDS = ("depth", "base_width", "in_channels", "out_dim", "hidden_dim", "bottleneck_dim")
@@ -183,7 +185,7 @@ class DinoTrainer:
         meta = {"step": self.step, "steps_per_epoch": self.steps_per_epoch, "config": self.config.to_json(),
                 "generator": self.generator.get_state().tolist(), **(extra or {})}
         save_training_state(path, {"student": self.student, "teacher": self.teacher, "loss": self.loss},
-                            {"adamw": self.optimizer}, meta)
+                            {"adamw": self.optimizer}, meta, kind=STATE_KIND)
 
     def load_state(self, path: str | os.PathLike) -> dict[str, Any]:
         """Resume from :meth:`save_state`'s file.
@@ -191,12 +193,10 @@ class DinoTrainer:
         Raises
         ------
         CheckpointError
-            If the state was made with another architecture or steps per epoch (names the setting).
+            If the state is not a DINO training state, or was made with another architecture or
+            steps per epoch (names the setting).
         """
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            meta = json.loads((handle.metadata() or {}).get("lobule_state", "{}")).get("meta", {})
+        meta = read_training_meta(path, kind=STATE_KIND)
         saved = meta.get("config", {})
         for key in ARCHITECTURE_FIELDS:
             if saved.get(key) != getattr(self.config, key):
@@ -206,7 +206,7 @@ class DinoTrainer:
             raise CheckpointError(f"training state {Path(path).name} has {meta.get('steps_per_epoch')} steps per "
                                   f"epoch, this run {self.steps_per_epoch} (other tiles or batch size)")
         meta = load_training_state(path, {"student": self.student, "teacher": self.teacher, "loss": self.loss},
-                                   {"adamw": self.optimizer})
+                                   {"adamw": self.optimizer}, kind=STATE_KIND)
         self.step = int(meta["step"])
         self.generator.set_state(torch.tensor(meta["generator"], dtype=torch.uint8))
         return meta

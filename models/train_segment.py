@@ -34,6 +34,8 @@ from lobule.models.segment_augment import AugmentSettings, augment_sample
 from lobule.models.train_state import load_training_state, save_training_state
 
 IGNORE_INDEX = 255
+STATE_KIND = "segmentation"
+"""``kind`` of this trainer's states (:mod:`lobule.models.train_state`)."""
 
 
 @dataclass
@@ -227,7 +229,7 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
     rng = np.random.default_rng(config.seed)
     iteration, history, seconds = 0, [], 0.0
     if state_path.is_file():
-        meta = load_training_state(state_path, {"model": model}, {"sgd": optimizer})
+        meta = load_training_state(state_path, {"model": model}, {"sgd": optimizer}, kind=STATE_KIND)
         _check_resume(meta, config, state_path)
         iteration, history, seconds = int(meta["iteration"]), list(meta["history"]), float(meta["seconds"])
         rng.bit_generator.state = meta["numpy_rng"]
@@ -246,7 +248,7 @@ def train_segmentation(config: SegmentTrainConfig, samples: Sequence[tuple[np.nd
         meta = {"iteration": iteration, "history": history, "seconds": seconds, "config": config.as_dict(),
                 "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state().tolist(),
                 "scaler": scaler.state_dict() if use_amp else None, "device": device}
-        save_training_state(state_path, {"model": model}, {"sgd": optimizer}, meta)
+        save_training_state(state_path, {"model": model}, {"sgd": optimizer}, meta, kind=STATE_KIND)
 
     model.train()
     window_loss, window_images, window_start = 0.0, 0, time.perf_counter()

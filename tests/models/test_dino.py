@@ -12,6 +12,7 @@ import torch
 
 from lobule.models.dino import DINOLoss, cosine_schedule, teacher_temperatures, update_teacher
 from lobule.models.multicrop import MultiCropConfig, multi_crop, random_resized_crop
+from lobule.core.errors import CheckpointError
 from lobule.models.train_dino import DinoConfig, DinoTrainer, train_dino
 
 CROPS = MultiCropConfig(global_size=32, local_size=16, local_crops=2)
@@ -143,6 +144,13 @@ def test_interrupted_run_resumes_exactly(tmp_path, tissue_tiles):
     card = json.loads((tmp_path / "part.json").read_text())
     assert card["task"] == "backbone" and card["architecture"] == "resnet"
     assert card["training"]["steps_done"] == 6 and card["arguments"]["depth"] == 18
+    # a state of another trainer in the DINO state's place is refused by its kind, before loading
+    from lobule.models.train_state import save_training_state
+
+    other = save_training_state(tmp_path / "other.state", {"model": torch.nn.Linear(2, 2)}, {}, {"iteration": 1},
+                                kind="segmentation")
+    with pytest.raises(CheckpointError, match="other.state belongs to the segmentation trainer, not the DINO"):
+        DinoTrainer(config, steps_per_epoch=3).load_state(other)
 
 
 def test_train_dino_command_end_to_end(tmp_path, monkeypatch, capsys):
