@@ -59,6 +59,11 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _percent_of_tissue(area_um2: float | None, tissue_um2: float) -> float:
+    """``area_um2`` as % of ``tissue_um2`` (0 without tissue or area)."""
+    return 100.0 * area_um2 / tissue_um2 if area_um2 and tissue_um2 > 0 else 0.0
+
+
 class CompositionChart(QWidget):
     """A horizontal pyqtgraph bar chart: % of tissue area per class, in the class colours."""
 
@@ -284,6 +289,10 @@ class ResultsPanel(QWidget):
             ("Steatosis", f"{d['percent_of_tissue']:.2f} % of tissue", grades.get("steatosis")),
             ("lipid droplets, macro / micro",
              f"{_fmt(d['droplet_count'])}, {_fmt(d['macro_count'])} / {_fmt(d['micro_count'])}", None),
+            # the chart's lipid bar is the class; the steatosis % counts only what the droplet rules accept
+            ("lipid class not counted (glass, tears, sinusoids)",
+             f"{_percent_of_tissue(d.get('excluded_lipid_class_area_um2'), result.tissue_area_um2):.2f} % of tissue",
+             None),
             ("Lobular inflammation", f"{infl['foci_per_200x_field']:.2f} foci / 200x field" if per_field
              else f"{infl['foci_per_mm2']:.3g} foci / mm²", grades.get("lobular inflammation")),
             ("inflammatory foci", f"{_fmt(infl['foci_count'])} ({infl['foci_per_mm2']:.3g} / mm²)", None),

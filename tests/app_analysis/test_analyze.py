@@ -52,6 +52,11 @@ def test_analyze_a_drawn_region_with_the_classical_model_shows_overlay_and_numbe
     rows = dict((label, (value, grade)) for label, value, grade in panel.results.row_texts())
     steatosis = region.droplets["percent_of_tissue"]
     assert rows["Steatosis"] == (f"{steatosis:.2f} % of tissue", str(region.grades[0].grade))
+    # the lipid class of the chart = counted steatosis + the lipid the droplet rules did not count
+    lipid = next(r for r in region.classes if r["key"] == "steatosis")["percent_of_tissue"]
+    excluded = 100 * region.droplets["excluded_lipid_class_area_um2"] / region.tissue_area_um2
+    assert steatosis + excluded == pytest.approx(lipid, abs=1e-6)
+    assert rows["lipid class not counted (glass, tears, sinusoids)"] == (f"{excluded:.2f} % of tissue", "")
     # Region 1 holds far less than one 200x field of tissue: counts and densities, no grades per field
     assert region.nas["grade"] is None
     assert rows["NAS-related sum"] == ("not graded", "–")
