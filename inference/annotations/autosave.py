@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from lobule.inference.annotations.chunks import Key
+from lobule.inference.annotations.debounce import DebouncedThread
 from lobule.inference.errors import InputError
 from lobule.core.atomic import atomic_write
 
@@ -227,7 +228,7 @@ def _alive(pid) -> bool:
     return True
 
 
-class Autosaver:
+class Autosaver(DebouncedThread):
     """Calls ``save()`` after ``idle_s`` seconds without :meth:`touch`, or ``max_interval_s``
     after the first unsaved touch, on a daemon thread (or from :meth:`poll` for a GUI timer).
 
@@ -235,6 +236,8 @@ class Autosaver:
     exception in ``save`` is passed to ``on_error`` (default: re-raised on the thread) and the
     work stays pending, so the next idle period retries.
     """
+
+    thread_name = "lobule-autosave"
 
     def __init__(self, save: Callable[[], None], idle_s: float = 2.0, max_interval_s: float = 30.0,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
@@ -244,9 +247,7 @@ class Autosaver:
         self.on_error = on_error
         self._last_touch: float | None = None
         self._first_touch: float | None = None
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stop = False
+        super().__init__()
 
     @property
     def pending(self) -> bool:
@@ -259,7 +260,7 @@ class Autosaver:
             self._last_touch = now
             if self._first_touch is None:
                 self._first_touch = now
-            self._cond.notify()
+            self._wake()
 
     def due(self, now: float | None = None) -> bool:
         if self._last_touch is None:
@@ -284,33 +285,10 @@ class Autosaver:
             return False
         return True
 
-    def start(self) -> "Autosaver":
-        """Run on a daemon thread until :meth:`stop`."""
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._run, name="lobule-autosave", daemon=True)
-            self._thread.start()
-        return self
+    def _seconds_until_due(self) -> float | None:
+        if self._last_touch is None:
+            return None
+        return min(self._last_touch + self.idle_s, self._first_touch + self.max_interval_s) - time.monotonic()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                if self._last_touch is None:
-                    self._cond.wait()
-                    continue
-                now = time.monotonic()
-                wait = min(self._last_touch + self.idle_s, self._first_touch + self.max_interval_s) - now
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-            self.poll()
+    def _work(self) -> None:
+        self.poll()

@@ -15,17 +15,17 @@ need that function split into per-window accumulation (cacheable) and the final 
 """
 from __future__ import annotations
 
-import threading
 import time
 
 from shapely.geometry import box as shapely_box
 
+from lobule.inference.annotations.debounce import DebouncedThread
 from lobule.inference.annotations.events import Event
 from lobule.inference.liver.quantify import QuantSettings, RegionResult, quantify
 from lobule.inference.regions import Region
 
 
-class QuantFollower:
+class QuantFollower(DebouncedThread):
     """Keeps :attr:`results` (region name -> RegionResult) up to date with a session.
 
     Parameters
@@ -41,6 +41,8 @@ class QuantFollower:
     updated(name, result) : a region's new result (``result`` None when the region was removed).
     """
 
+    thread_name = "lobule-quant-follow"
+
     def __init__(self, session, settings: QuantSettings | None = None, default_region: Region | None = None,
                  debounce_s: float = 0.3) -> None:
         self.session = session
@@ -53,9 +55,7 @@ class QuantFollower:
         self._stale: dict[str, int] = {}
         self._generation = 0
         self._last_change = 0.0
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stop = False
+        super().__init__()
         session.labels_changed.connect(self._on_labels)
         session.regions_changed.connect(self._on_regions)
         self._on_regions(session.regions.regions)
@@ -74,7 +74,7 @@ class QuantFollower:
             for name in names:
                 self._stale[name] = self._generation
             self._last_change = time.monotonic()
-            self._cond.notify()
+            self._wake()
 
     def _on_labels(self, slide_box) -> None:
         x, y, w, h = slide_box
@@ -135,38 +135,14 @@ class QuantFollower:
         self.updated.emit(name, result)
         return True
 
-    def start(self) -> "QuantFollower":
-        """Recompute on a daemon thread, ``debounce_s`` after the last change."""
-        if self._thread is None:
-            self._stop = False
-            self._thread = threading.Thread(target=self._run, name="lobule-quant-follow", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join()
-        self._thread = None
-
     def close(self) -> None:
         """Stop the thread and disconnect from the session."""
         self.stop()
         self.session.labels_changed.disconnect(self._on_labels)
         self.session.regions_changed.disconnect(self._on_regions)
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if self._stop:
-                    return
-                if not self._stale:
-                    self._cond.wait()
-                    continue
-                wait = self._last_change + self.debounce_s - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-            self._compute_one(cancellable=True)
+    def _seconds_until_due(self) -> float | None:
+        return self._last_change + self.debounce_s - time.monotonic() if self._stale else None
+
+    def _work(self) -> None:
+        self._compute_one(cancellable=True)
