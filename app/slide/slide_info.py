@@ -37,6 +37,17 @@ def _file_size(document: SlideDocument) -> str:
     return "?"
 
 
+
+def mpp_field() -> QDoubleSpinBox:
+    """A spin box for a pixel size in µm/px (0.01-100, 4 decimals, starting at 0.25: a 40x scan)."""
+    field = QDoubleSpinBox()
+    field.setDecimals(4)
+    field.setRange(0.01, 100.0)
+    field.setSingleStep(0.01)
+    field.setValue(0.25)
+    field.setSuffix(" µm/px")
+    return field
+
 class SlideInfoPanel(QTabWidget):
     """Shows a :class:`SlideDocument`; emits ``mppEntered(float)`` when the user sets the pixel size."""
 
@@ -62,12 +73,7 @@ class SlideInfoPanel(QTabWidget):
 
         pixel = QGroupBox("Set pixel size")
         row = QHBoxLayout(pixel)
-        self.mpp_field = QDoubleSpinBox()
-        self.mpp_field.setDecimals(4)
-        self.mpp_field.setRange(0.01, 100.0)
-        self.mpp_field.setSingleStep(0.01)
-        self.mpp_field.setValue(0.25)
-        self.mpp_field.setSuffix(" µm/px")
+        self.mpp_field = mpp_field()
         self.mpp_field.setToolTip("Micrometres per level-0 pixel (40x scans are about 0.25, 20x about 0.5)")
         self.mpp_button = QPushButton("Set")
         self.mpp_button.clicked.connect(lambda: self.mppEntered.emit(self.mpp_field.value()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
-from PySide6.QtWidgets import (QDoubleSpinBox, QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
+from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSplitter,
                                QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from lobule.app.common import settings
@@ -18,7 +18,7 @@ from lobule.app.common.errors import error_message
 from lobule.app.slide.overview import OverviewWidget
 from lobule.app.slide.region_overlay import RegionOverlay
 from lobule.app.slide.slide_document import SlideDocument, load_document
-from lobule.app.slide.slide_info import SlideInfoPanel
+from lobule.app.slide.slide_info import SlideInfoPanel, mpp_field
 from lobule.app.slide.slide_view import SlideView
 from lobule.app.slide.tile_layer import SlideTileProvider, TileLayer
 from lobule.app.slide.view_state import PRESET_MAGNIFICATIONS, base_magnification
@@ -29,6 +29,16 @@ BANNER_STYLE = ("QFrame#mppBanner { background: #fff4ce; border-bottom: 1px soli
 RECOVERY_STYLE = ("QFrame#recoveryBanner { background: #dcefff; border-bottom: 1px solid #7fb2e5; }"
                   " QLabel { color: #0b3a66; }")
 
+
+
+def _banner(name: str, style: str) -> tuple[QFrame, QHBoxLayout]:
+    """An empty banner frame above the view (object ``name``, style sheet ``style``) and its row."""
+    banner = QFrame()
+    banner.setObjectName(name)
+    banner.setStyleSheet(style)
+    row = QHBoxLayout(banner)
+    row.setContentsMargins(10, 6, 10, 6)
+    return banner, row
 
 class SlideTab(QWidget):
     """Views one slide at a time.
@@ -136,20 +146,11 @@ class SlideTab(QWidget):
         return bar
 
     def _build_banner(self) -> QFrame:
-        banner = QFrame()
-        banner.setObjectName("mppBanner")
-        banner.setStyleSheet(BANNER_STYLE)
-        row = QHBoxLayout(banner)
-        row.setContentsMargins(10, 6, 10, 6)
+        banner, row = _banner("mppBanner", BANNER_STYLE)
         text = QLabel("<b>Pixel size unknown.</b> This slide does not record its micrometres per pixel (mpp); "
                       "the scale bar, µm readouts and magnification need it.")
         text.setWordWrap(True)
-        self.banner_field = QDoubleSpinBox()
-        self.banner_field.setDecimals(4)
-        self.banner_field.setRange(0.01, 100.0)
-        self.banner_field.setSingleStep(0.01)
-        self.banner_field.setValue(0.25)
-        self.banner_field.setSuffix(" µm/px")
+        self.banner_field = mpp_field()
         button = QPushButton("Set pixel size")
         button.clicked.connect(lambda: self.set_mpp(self.banner_field.value()))
         row.addWidget(text, 1)
@@ -159,11 +160,7 @@ class SlideTab(QWidget):
         return banner
 
     def _build_recovery_banner(self) -> QFrame:
-        banner = QFrame()
-        banner.setObjectName("recoveryBanner")
-        banner.setStyleSheet(RECOVERY_STYLE)
-        row = QHBoxLayout(banner)
-        row.setContentsMargins(10, 6, 10, 6)
+        banner, row = _banner("recoveryBanner", RECOVERY_STYLE)
         self.recovery_text = QLabel()
         self.recovery_text.setWordWrap(True)
         self.recover_button = QPushButton("Recover")
