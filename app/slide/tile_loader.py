@@ -10,6 +10,7 @@ workers never touch a widget.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,6 +21,8 @@ from PySide6.QtGui import QImage
 
 from lobule.app.slide.tile_layer import TileProvider, TileRequest
 from lobule.core.errors import LobuleError
+
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def array_to_qimage(array: np.ndarray) -> QImage:
@@ -46,6 +49,26 @@ def array_to_qimage(array: np.ndarray) -> QImage:
         src = QImage(array.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
         return src.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
     raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
+
+
+def read_tile_image(request: TileRequest) -> QImage:
+    """The tile of ``request`` as a QImage in the format the view paints without conversion.
+
+    Providers that write opaque tiles in the screen's byte order (``writes_bgrx``) decode
+    straight into the pixels of a new ``Format_RGB32`` image (B, G, R, 255 in memory on
+    little-endian machines); the others go through :func:`array_to_qimage`.
+    """
+    provider, key = request.provider, request.key
+    if not (provider.writes_bgrx and _LITTLE_ENDIAN):
+        return array_to_qimage(provider.read_tile(key.level, key.col, key.row))
+    width, height = provider.tile_shape(key.level, key.col, key.row)
+    image = QImage(width, height, QImage.Format.Format_RGB32)
+    if image.isNull():
+        raise MemoryError(f"cannot allocate a {width}x{height} tile image")
+    # Format_RGB32 rows are 4 * width bytes: no padding, one C-contiguous (h, w, 4) array
+    pixels = np.frombuffer(image.bits(), np.uint8).reshape(height, width, 4)
+    provider.read_tile_bgrx(key.level, key.col, key.row, pixels)
+    return image
 
 
 class TileLoader(QObject):
@@ -132,9 +155,8 @@ class TileLoader(QObject):
                 pid = id(request.provider)
                 self._busy[pid] = self._busy.get(pid, 0) + 1
             try:
-                image = array_to_qimage(request.provider.read_tile(
-                    request.key.level, request.key.col, request.key.row))
-            except (LobuleError, ValueError, OSError) as exc:
+                image = read_tile_image(request)
+            except (LobuleError, ValueError, OSError, MemoryError) as exc:
                 self._deliver(self.tileFailed, request, str(exc) or type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - a worker must survive any reader bug
                 self._deliver(self.tileFailed, request, f"{type(exc).__name__}: {exc}")

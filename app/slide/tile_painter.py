@@ -58,9 +58,10 @@ class TilePainter:
         self._used = set()
         self.incomplete = False
 
-    def end_frame(self) -> None:
-        """Forget scaled tiles not drawn in this frame once they outnumber those drawn twice."""
-        if len(self._scaled) > 2 * len(self._used) + 8:
+    def end_frame(self, full: bool = True) -> None:
+        """Forget scaled tiles not drawn in this frame once they outnumber those drawn twice
+        (after a ``full`` frame only: a partial frame draws a few tiles of the view)."""
+        if full and len(self._scaled) > 2 * len(self._used) + 8:
             self._scaled = {key: image for key, image in self._scaled.items() if key in self._used}
 
     def widget_rect(self, x0: float, y0: float, x1: float, y1: float) -> QRect:

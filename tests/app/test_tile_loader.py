@@ -81,3 +81,45 @@ def test_array_to_qimage_keeps_pixels():
     rgba[0, 0] = (255, 0, 0, 128)
     colour = array_to_qimage(rgba).pixelColor(0, 0)
     assert (colour.red(), colour.alpha()) == (255, 128)
+
+
+def _rgb(image) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of a QImage of any format."""
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return data[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def test_slide_tiles_decode_straight_into_the_screen_image(demo_slide):
+    """The viewer's slide tiles (aligned with the file's 240 px tiles: 480 px) are decoded into
+    Format_RGB32 images with the pixels of the general path (read_region, then conversion), at
+    stored and virtual levels, inside the slide and over its edges."""
+    from PySide6.QtGui import QImage
+
+    from lobule.app.slide.tile_layer import SlideTileProvider
+    from lobule.app.slide.tile_loader import read_tile_image
+    from lobule.inference.slide import open_slide
+
+    with open_slide(demo_slide) as reader:
+        provider = SlideTileProvider(reader)
+        assert provider.tile_size == 480 and provider.writes_bgrx
+        assert SlideTileProvider(reader, 512).tile_size == 512
+        for level in range(reader.level_count):
+            cols, rows = provider.grid_shape(level)
+            for col, row in {(0, 0), (cols // 2, rows // 2), (cols - 1, rows - 1)}:
+                request = TileRequest(TileKey(1, level, col, row), 0, provider)
+                image = read_tile_image(request)
+                assert image.format() == QImage.Format.Format_RGB32
+                assert (image.width(), image.height()) == provider.tile_shape(level, col, row)
+                np.testing.assert_array_equal(_rgb(image), provider.read_tile(level, col, row))
+
+
+def test_display_tile_size_follows_the_files_tiles(pyramid_tiff, demo_slide):
+    from lobule.app.slide.tile_layer import display_tile_size
+    from lobule.inference.slide import open_slide
+
+    with open_slide(pyramid_tiff) as tiff, open_slide(demo_slide) as svs:
+        assert display_tile_size(tiff) == 512  # 256 px tiles
+        assert display_tile_size(svs) == 480  # Aperio's 240 px tiles
