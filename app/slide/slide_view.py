@@ -75,6 +75,7 @@ class SlideView(QWidget):
         self.loader = TileLoader(threads, parent=self)
         self.loader.tileLoaded.connect(self._on_tile_loaded)
         self.loader.tileFailed.connect(self._on_tile_failed)
+        self.cache.on_evict = self.loader.recycle  # evicted tiles' memory serves new tiles
         self.mpp: float | None = None
         self.base_magnification: float | None = None
         self.failed_tiles: dict[TileKey, str] = {}

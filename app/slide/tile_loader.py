@@ -23,6 +23,7 @@ from lobule.app.slide.tile_layer import TileProvider, TileRequest
 from lobule.core.errors import LobuleError
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_RGB32 = QImage.Format.Format_RGB32
 
 
 def array_to_qimage(array: np.ndarray) -> QImage:
@@ -51,21 +52,29 @@ def array_to_qimage(array: np.ndarray) -> QImage:
     raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
 
 
-def read_tile_image(request: TileRequest) -> QImage:
+SPARE_IMAGES = 32  # evicted tile images kept for reuse
+
+
+def read_tile_image(request: TileRequest, spare: QImage | None = None) -> QImage:
     """The tile of ``request`` as a QImage in the format the view paints without conversion.
 
     Providers that write opaque tiles in the screen's byte order (``writes_bgrx``) decode
-    straight into the pixels of a new ``Format_RGB32`` image (B, G, R, 255 in memory on
-    little-endian machines); the others go through :func:`array_to_qimage`.
+    straight into the pixels of a ``Format_RGB32`` image (B, G, R, 255 in memory on
+    little-endian machines): ``spare`` when it has the tile's size and format (its pixels are
+    all overwritten; memory already in use costs no page faults, a new 1 MB image about as
+    much CPU as decoding it), else a new one. Other providers go through :func:`array_to_qimage`.
     """
     provider, key = request.provider, request.key
     if not (provider.writes_bgrx and _LITTLE_ENDIAN):
         return array_to_qimage(provider.read_tile(key.level, key.col, key.row))
     width, height = provider.tile_shape(key.level, key.col, key.row)
-    image = QImage(width, height, QImage.Format.Format_RGB32)
-    if image.isNull():
-        raise MemoryError(f"cannot allocate a {width}x{height} tile image")
-    # Format_RGB32 rows are 4 * width bytes: no padding, one C-contiguous (h, w, 4) array
+    image = spare
+    if image is None or (image.width(), image.height(), image.format()) != (width, height, _RGB32):
+        image = QImage(width, height, _RGB32)
+        if image.isNull():
+            raise MemoryError(f"cannot allocate a {width}x{height} tile image")
+    # Format_RGB32 rows are 4 * width bytes: no padding, one C-contiguous (h, w, 4) array;
+    # bits() detaches an image whose pixels are shared, so no other image sees the writes
     pixels = np.frombuffer(image.bits(), np.uint8).reshape(height, width, 4)
     provider.read_tile_bgrx(key.level, key.col, key.row, pixels)
     return image
@@ -98,6 +107,7 @@ class TileLoader(QObject):
         self._stop = False
         self.dropped = 0
         self.loaded = 0
+        self._spare: deque[QImage] = deque(maxlen=SPARE_IMAGES)
         self._threads = [threading.Thread(target=self._work, name=f"lobule-tile-{i}", daemon=True)
                          for i in range(max(1, int(threads)))]
         for thread in self._threads:
@@ -113,6 +123,11 @@ class TileLoader(QObject):
             self.dropped += sum(1 for r in self._queue if r not in keep)
             self._queue = deque(wanted)
             self._cond.notify_all()
+
+    def recycle(self, image) -> None:
+        """Offer a tile image nobody draws any more (evicted from the cache) for reuse."""
+        if isinstance(image, QImage) and image.format() == _RGB32:
+            self._spare.append(image)
 
     def pending(self) -> int:
         """Requests queued or being read."""
@@ -155,7 +170,7 @@ class TileLoader(QObject):
                 pid = id(request.provider)
                 self._busy[pid] = self._busy.get(pid, 0) + 1
             try:
-                image = read_tile_image(request)
+                image = read_tile_image(request, self._take_spare() if request.provider.writes_bgrx else None)
             except (LobuleError, ValueError, OSError, MemoryError) as exc:
                 self._deliver(self.tileFailed, request, str(exc) or type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - a worker must survive any reader bug
@@ -164,6 +179,12 @@ class TileLoader(QObject):
                 self._deliver(self.tileLoaded, request, image)
             finally:
                 self._finish(request)
+
+    def _take_spare(self) -> QImage | None:
+        try:
+            return self._spare.pop()
+        except IndexError:
+            return None
 
     def _finish(self, request: TileRequest) -> None:
         closer = None

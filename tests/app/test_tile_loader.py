@@ -114,6 +114,14 @@ def test_slide_tiles_decode_straight_into_the_screen_image(demo_slide):
                 assert image.format() == QImage.Format.Format_RGB32
                 assert (image.width(), image.height()) == provider.tile_shape(level, col, row)
                 np.testing.assert_array_equal(_rgb(image), provider.read_tile(level, col, row))
+                # an evicted tile's image serves the next tile of its size: every pixel rewritten
+                spare = QImage(image.width(), image.height(), QImage.Format.Format_RGB32)
+                spare.fill(0xFF00FF00)
+                again = read_tile_image(request, spare)
+                assert again is spare
+                np.testing.assert_array_equal(_rgb(again), provider.read_tile(level, col, row))
+        small = QImage(8, 8, QImage.Format.Format_RGB32)
+        assert read_tile_image(TileRequest(TileKey(1, 0, 1, 1), 0, provider), small) is not small
 
 
 def test_display_tile_size_follows_the_files_tiles(pyramid_tiff, demo_slide):

@@ -34,7 +34,7 @@ def real_pyramid(tmp_path_factory, demo_slide):
 
 
 def _bgrx(slide, location, level, size) -> np.ndarray:
-    out = np.zeros((size[1], size[0], 4), np.uint8)
+    out = np.full((size[1], size[0], 4), 7, np.uint8)  # garbage a read must overwrite
     slide.read_region_bgrx(location, level, out)
     return out
 
