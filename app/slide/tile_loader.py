@@ -108,6 +108,7 @@ class TileLoader(QObject):
         self.dropped = 0
         self.loaded = 0
         self._spare: deque[QImage] = deque(maxlen=SPARE_IMAGES)
+        self._spare_size: tuple[int, int] | None = None  # (w, h) of the last full screen-format tile
         self._threads = [threading.Thread(target=self._work, name=f"lobule-tile-{i}", daemon=True)
                          for i in range(max(1, int(threads)))]
         for thread in self._threads:
@@ -161,16 +162,22 @@ class TileLoader(QObject):
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stop:
+                while not self._queue and not self._stop and not self._wants_spare():
                     self._cond.wait()
                 if self._stop:
                     return
-                request = self._queue.popleft()
-                self._running.add(request)
-                pid = id(request.provider)
-                self._busy[pid] = self._busy.get(pid, 0) + 1
+                request = self._queue.popleft() if self._queue else None
+                if request is not None:
+                    self._running.add(request)
+                    pid = id(request.provider)
+                    self._busy[pid] = self._busy.get(pid, 0) + 1
+            if request is None:  # idle: prepare memory for the next tiles
+                self._make_spare()
+                continue
             try:
                 image = read_tile_image(request, self._take_spare() if request.provider.writes_bgrx else None)
+                if request.provider.writes_bgrx and image.width() == image.height() == request.provider.tile_size:
+                    self._spare_size = (image.width(), image.height())
             except (LobuleError, ValueError, OSError, MemoryError) as exc:
                 self._deliver(self.tileFailed, request, str(exc) or type(exc).__name__)
             except Exception as exc:  # noqa: BLE001 - a worker must survive any reader bug
@@ -179,6 +186,23 @@ class TileLoader(QObject):
                 self._deliver(self.tileLoaded, request, image)
             finally:
                 self._finish(request)
+
+    def _wants_spare(self) -> bool:
+        return self._spare_size is not None and len(self._spare) < SPARE_IMAGES
+
+    def _make_spare(self) -> None:
+        """While nothing is queued: a tile image with its memory touched, so the next tiles on
+        screen are decoded into pages the system has already handed out (a new image costs
+        page faults worth about a tile's decoding)."""
+        size = self._spare_size
+        if size is None:
+            return
+        image = QImage(size[0], size[1], _RGB32)
+        if image.isNull():  # no memory to spare: stop trying
+            self._spare_size = None
+            return
+        image.fill(0xFFFFFFFF)
+        self._spare.append(image)
 
     def _take_spare(self) -> QImage | None:
         try:

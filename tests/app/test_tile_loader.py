@@ -131,3 +131,24 @@ def test_display_tile_size_follows_the_files_tiles(pyramid_tiff, demo_slide):
     with open_slide(pyramid_tiff) as tiff, open_slide(demo_slide) as svs:
         assert display_tile_size(tiff) == 512  # 256 px tiles
         assert display_tile_size(svs) == 480  # Aperio's 240 px tiles
+
+
+def test_idle_workers_prepare_tile_images_that_new_tiles_use(qtbot, demo_slide):
+    from lobule.app.slide.tile_layer import SlideTileProvider
+    from lobule.app.slide.tile_loader import SPARE_IMAGES
+    from lobule.inference.slide import open_slide
+
+    with open_slide(demo_slide) as reader:
+        provider = SlideTileProvider(reader)
+        loader = TileLoader(threads=1)
+        loaded = []
+        loader.tileLoaded.connect(lambda request, image: loaded.append(image))
+        loader.submit([TileRequest(TileKey(1, 0, 1, 1), 0, provider)])
+        qtbot.waitUntil(lambda: len(loaded) == 1 and len(loader._spare) == SPARE_IMAGES, timeout=5000)
+        spares = list(loader._spare)
+        assert all(image.size().toTuple() == (480, 480) for image in spares)
+        loader.submit([TileRequest(TileKey(1, 0, 2, 1), 0, provider)])
+        qtbot.waitUntil(lambda: len(loaded) == 2, timeout=5000)
+        loader.shutdown()
+        assert any(loaded[1] is spare for spare in spares)
+        np.testing.assert_array_equal(_rgb(loaded[1]), provider.read_tile(0, 2, 1))
