@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -52,7 +53,8 @@ def array_to_qimage(array: np.ndarray) -> QImage:
     raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
 
 
-SPARE_IMAGES = 32  # evicted tile images kept for reuse
+SPARE_IMAGES = 32  # evicted or prepared tile images kept for reuse
+SPARE_IDLE_S = 0.1  # tile images are prepared only after this long without a request
 
 
 def read_tile_image(request: TileRequest, spare: QImage | None = None) -> QImage:
@@ -109,6 +111,7 @@ class TileLoader(QObject):
         self.loaded = 0
         self._spare: deque[QImage] = deque(maxlen=SPARE_IMAGES)
         self._spare_size: tuple[int, int] | None = None  # (w, h) of the last full screen-format tile
+        self._last_busy = time.monotonic()  # when a worker last took or finished a request
         self._threads = [threading.Thread(target=self._work, name=f"lobule-tile-{i}", daemon=True)
                          for i in range(max(1, int(threads)))]
         for thread in self._threads:
@@ -162,15 +165,24 @@ class TileLoader(QObject):
     def _work(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stop and not self._wants_spare():
-                    self._cond.wait()
+                request = None
+                while not self._stop:
+                    if self._queue:
+                        request = self._queue.popleft()
+                        self._running.add(request)
+                        pid = id(request.provider)
+                        self._busy[pid] = self._busy.get(pid, 0) + 1
+                        self._last_busy = time.monotonic()
+                        break
+                    if not self._wants_spare():
+                        self._cond.wait()
+                        continue
+                    idle = time.monotonic() - self._last_busy
+                    if idle >= SPARE_IDLE_S:
+                        break  # nothing asked for a while: prepare a tile image
+                    self._cond.wait(SPARE_IDLE_S - idle)
                 if self._stop:
                     return
-                request = self._queue.popleft() if self._queue else None
-                if request is not None:
-                    self._running.add(request)
-                    pid = id(request.provider)
-                    self._busy[pid] = self._busy.get(pid, 0) + 1
             if request is None:  # idle: prepare memory for the next tiles
                 self._make_spare()
                 continue
@@ -191,9 +203,9 @@ class TileLoader(QObject):
         return self._spare_size is not None and len(self._spare) < SPARE_IMAGES
 
     def _make_spare(self) -> None:
-        """While nothing is queued: a tile image with its memory touched, so the next tiles on
-        screen are decoded into pages the system has already handed out (a new image costs
-        page faults worth about a tile's decoding)."""
+        """Once nothing was asked for :data:`SPARE_IDLE_S`: a tile image with its memory
+        touched, so the next tiles on screen are decoded into pages the system has already
+        handed out (a new image costs page faults worth about a tile's decoding)."""
         size = self._spare_size
         if size is None:
             return
@@ -213,6 +225,7 @@ class TileLoader(QObject):
     def _finish(self, request: TileRequest) -> None:
         closer = None
         with self._cond:
+            self._last_busy = time.monotonic()
             self._running.discard(request)
             pid = id(request.provider)
             self._busy[pid] -= 1
