@@ -5,6 +5,11 @@ now (napari's layer-slicer idea: each new request supersedes the previous one). 
 that are not in the new list are dropped unread: when the view moves on, stale work is
 abandoned. Reads already running finish and are delivered (they may still be useful).
 
+Slide tiles are decoded straight into the memory of the QImage the view paints
+(:func:`read_tile_image`): no RGB array, no conversion. Images of tiles evicted from the view's
+cache are reused, and idle workers prepare a few more, because writing a new 1 MB image costs
+page faults worth about as much CPU as decoding the tile.
+
 Results are delivered through Qt signals, which reach slots in the GUI thread as queued calls;
 workers never touch a widget.
 """
