@@ -58,7 +58,7 @@ def array_to_qimage(array: np.ndarray) -> QImage:
     raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {array.shape}")
 
 
-SPARE_IMAGES = 32  # evicted or prepared tile images kept for reuse
+SPARE_BYTES = 32 << 20  # evicted or prepared tile images kept for reuse (32 of 512 px)
 SPARE_IDLE_S = 0.1  # tile images are prepared only after this long without a request
 
 
@@ -114,7 +114,7 @@ class TileLoader(QObject):
         self._stop = False
         self.dropped = 0
         self.loaded = 0
-        self._spare: deque[QImage] = deque(maxlen=SPARE_IMAGES)
+        self._spare: deque[QImage] = deque()
         self._spare_size: tuple[int, int] | None = None  # (w, h) of the last full screen-format tile
         self._last_busy = time.monotonic()  # when a worker last took or finished a request
         self._threads = [threading.Thread(target=self._work, name=f"lobule-tile-{i}", daemon=True)
@@ -134,9 +134,18 @@ class TileLoader(QObject):
             self._cond.notify_all()
 
     def recycle(self, image) -> None:
-        """Offer a tile image nobody draws any more (evicted from the cache) for reuse."""
-        if isinstance(image, QImage) and image.format() == _RGB32:
+        """Offer a tile image nobody draws any more (evicted from the cache) for reuse; kept
+        when it has the size of a whole slide tile and fewer than :meth:`spare_limit` are."""
+        if (isinstance(image, QImage) and image.format() == _RGB32
+                and image.size().toTuple() == self._spare_size and len(self._spare) < self.spare_limit()):
             self._spare.append(image)
+
+    def spare_limit(self) -> int:
+        """How many tile images are kept for reuse (:data:`SPARE_BYTES` of whole tiles; 0
+        before the first slide tile)."""
+        if self._spare_size is None:
+            return 0
+        return max(1, SPARE_BYTES // (4 * self._spare_size[0] * self._spare_size[1]))
 
     def pending(self) -> int:
         """Requests queued or being read."""
@@ -205,7 +214,7 @@ class TileLoader(QObject):
                 self._finish(request)
 
     def _wants_spare(self) -> bool:
-        return self._spare_size is not None and len(self._spare) < SPARE_IMAGES
+        return len(self._spare) < self.spare_limit()
 
     def _make_spare(self) -> None:
         """Once nothing was asked for :data:`SPARE_IDLE_S`: a tile image with its memory

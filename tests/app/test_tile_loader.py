@@ -134,8 +134,9 @@ def test_display_tile_size_follows_the_files_tiles(pyramid_tiff, demo_slide):
 
 
 def test_idle_workers_prepare_tile_images_that_new_tiles_use(qtbot, demo_slide):
+    from PySide6.QtGui import QImage
+
     from lobule.app.slide.tile_layer import SlideTileProvider
-    from lobule.app.slide.tile_loader import SPARE_IMAGES
     from lobule.inference.slide import open_slide
 
     with open_slide(demo_slide) as reader:
@@ -143,10 +144,16 @@ def test_idle_workers_prepare_tile_images_that_new_tiles_use(qtbot, demo_slide):
         loader = TileLoader(threads=1)
         loaded = []
         loader.tileLoaded.connect(lambda request, image: loaded.append(image))
+        assert loader.spare_limit() == 0  # nothing known yet of the tiles to come
         loader.submit([TileRequest(TileKey(1, 0, 1, 1), 0, provider)])
-        qtbot.waitUntil(lambda: len(loaded) == 1 and len(loader._spare) == SPARE_IMAGES, timeout=5000)
+        qtbot.waitUntil(lambda: len(loaded) == 1, timeout=5000)
+        assert loader.spare_limit() == (32 << 20) // (4 * 480 * 480)
+        qtbot.waitUntil(lambda: len(loader._spare) == loader.spare_limit(), timeout=5000)
         spares = list(loader._spare)
         assert all(image.size().toTuple() == (480, 480) for image in spares)
+        loader.recycle(QImage(480, 480, QImage.Format.Format_RGB32))  # no room left
+        loader.recycle(QImage(100, 480, QImage.Format.Format_RGB32))  # not a whole tile
+        assert len(loader._spare) == loader.spare_limit()
         loader.submit([TileRequest(TileKey(1, 0, 2, 1), 0, provider)])
         qtbot.waitUntil(lambda: len(loaded) == 2, timeout=5000)
         loader.shutdown()
