@@ -237,8 +237,7 @@ class SlideView(QWidget):
             self._settle_timer.start()
         self._complete_sent = False
         self._fill_shown = False
-        self._request_timer.start()
-        self.update()
+        self._request_timer.start()  # asks for the tiles, then repaints (see _update_requests)
         self.viewChanged.emit()
 
     def _visible_layers(self) -> list[TileLayer]:
@@ -273,6 +272,8 @@ class SlideView(QWidget):
             self.cache.max_bytes = 2 * screen_bytes
         self._prefetch = later if urgent else []
         self.loader.submit(urgent if urgent else later)
+        # the frame of stand-ins is painted after the tile threads have their work, not before
+        self.update()
         self._check_complete()
 
     def _requests(self, layer: TileLayer, tiles: Iterable[tuple[int, int, int]]) -> list[TileRequest]:
