@@ -101,6 +101,7 @@ class SlideView(QWidget):
         self._repaint_timer.timeout.connect(self._repaint_dirty)
         self._dirty = QRegion()  # widget area of tiles that arrived since the last repaint
         self._dirty_all = False  # the next timed repaint redraws everything
+        self._full_frame_due = False  # the view changed and no full frame has shown it yet
         self._tile_painter = TilePainter(self.cache)
         self._settle_timer = QTimer(self)  # running while the zoom is changing
         self._settle_timer.setSingleShot(True)
@@ -237,6 +238,10 @@ class SlideView(QWidget):
             self._settle_timer.start()
         self._complete_sent = False
         self._fill_shown = False
+        # tile areas waiting to be repainted are part of the full frame to come
+        self._repaint_timer.stop()
+        self._dirty, self._dirty_all = QRegion(), False
+        self._full_frame_due = True
         self._request_timer.start()  # asks for the tiles, then repaints (see _update_requests)
         self.viewChanged.emit()
 
@@ -420,7 +425,8 @@ class SlideView(QWidget):
         painter.end()
         # a partial frame leaves the rest of the screen as the last frames drew it
         self._quality_frame = quality and (full or self._quality_frame)
-        if not self._fill_shown and self.is_viewport_complete():
+        self._full_frame_due = self._full_frame_due and not full
+        if not self._fill_shown and not self._full_frame_due and self.is_viewport_complete():
             # every tile that arrived had its area repainted (a partial frame after the last
             # arrival covers it): the screen now shows the complete viewport
             self._fill_shown = True
