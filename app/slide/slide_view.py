@@ -406,7 +406,8 @@ class SlideView(QWidget):
         uncovered = QRegion(self.rect())
         layers = self._visible_layers()
         if layers and layers[0] is self._layers[0] and layers[0].opacity >= 1.0:
-            uncovered -= tiles.opaque_region(layers[0], self.level_for(layers[0]), rect)
+            uncovered -= tiles.opaque_region(layers[0], self.level_for(layers[0]), rect,
+                                             self._previews.get(layers[0].id))
         painter.setClipRegion(uncovered)
         painter.fillRect(self.rect(), BACKGROUND)
         painter.fillRect(tiles.widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)

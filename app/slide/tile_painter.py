@@ -93,14 +93,18 @@ class TilePainter:
         self._used.add(key)
         painter.drawImage(QPoint(target.x(), target.y()), scaled)
 
-    def opaque_region(self, layer: TileLayer, level: int, rect: tuple[float, float, float, float]) -> QRegion:
-        """Widget area (whole pixels) that :meth:`paint_layer` will cover with cached tiles
-        without alpha at ``level`` inside level-0 ``rect`` (x0, y0, x1, y1)."""
+    def opaque_region(self, layer: TileLayer, level: int, rect: tuple[float, float, float, float],
+                      preview: QImage | None = None) -> QRegion:
+        """Widget area (whole pixels) that :meth:`paint_layer` will cover opaquely at ``level``
+        inside level-0 ``rect`` (x0, y0, x1, y1): its cached tiles without alpha, and, for a
+        provider of opaque tiles (``writes_bgrx``) with an opaque ``preview``, every tile (a
+        missing one gets an opaque stand-in: a coarser or finer tile, else the preview)."""
         provider = layer.provider
         region = QRegion()
+        stand_ins = provider.writes_bgrx and preview is not None and not preview.hasAlphaChannel()
         for col, row in provider.tiles_in(level, rect):
             image = self.cache.peek(TileKey(layer.id, level, col, row))
-            if image is not None and not image.hasAlphaChannel():
+            if stand_ins or (image is not None and not image.hasAlphaChannel()):
                 x, y, w, h = provider.tile_rect(level, col, row)
                 region += self.widget_rect(x, y, x + w, y + h)
         return region
