@@ -3,9 +3,9 @@
 Painting never waits: for every visible tile of the level chosen from the zoom, the painter
 draws it if cached, otherwise the best stand-in it already has (a coarser level stretched, the
 next finer level, or the layer's preview image), and the view asks the :class:`TileLoader` for
-what is missing (visible tiles nearest the centre first; once they are all in, a ring around
-the viewport and the next coarser level, so pans and zoom-outs find something to show: the
-prefetch never takes a core from a tile on screen or from the frame that shows it).
+what is missing (visible tiles nearest the centre first; once a frame has shown them all, a
+ring around the viewport and the next coarser level, so pans and zoom-outs find something to
+show: the prefetch never takes a core from a tile on screen or from the frame that shows it).
 
 A tile that arrives repaints only its own rectangle (the arrivals of ~16 ms are gathered into
 one frame): while a new view fills, each tile is drawn about once instead of every tile and
@@ -82,7 +82,7 @@ class SlideView(QWidget):
         self._layers: list[TileLayer] = []
         self._previews: dict[int, QImage] = {}
         self._stale: set[TileKey] = set()
-        self._prefetch: list[TileRequest] = []  # asked for once the viewport is complete
+        self._prefetch: list[TileRequest] = []  # asked for once the complete viewport is shown
         self._on_screen: set[TileKey] = set()
         self._overlays: list = []
         self._tool = None
@@ -317,9 +317,6 @@ class SlideView(QWidget):
             if self._repaint_timer.isActive():  # show the last tiles now, not a frame later
                 self._repaint_timer.stop()
                 self._repaint_dirty()
-            if self._prefetch:
-                self.loader.submit(self._prefetch)
-                self._prefetch = []
             self.viewportComplete.emit()
 
     def _layer_of(self, request: TileRequest) -> TileLayer | None:
@@ -431,6 +428,9 @@ class SlideView(QWidget):
             # every tile that arrived had its area repainted (a partial frame after the last
             # arrival covers it): the screen now shows the complete viewport
             self._fill_shown = True
+            if self._prefetch:  # only now: the neighbours never delay the frame that completes
+                self.loader.submit(self._prefetch)
+                self._prefetch = []
             if not quality:
                 self._schedule_repaint()  # the rescaling pass
         if tiles.incomplete:

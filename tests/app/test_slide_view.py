@@ -281,7 +281,7 @@ def test_arriving_tiles_repaint_only_their_area(qtbot, gated_provider):
     view.shutdown()
 
 
-def test_neighbours_are_prefetched_once_the_view_is_complete(qtbot, gated_provider):
+def test_neighbours_are_prefetched_once_the_view_is_shown(qtbot, gated_provider):
     view = SlideView(cache_bytes=64 << 20, threads=1)
     qtbot.addWidget(view)
     view.resize(600, 400)
@@ -299,7 +299,7 @@ def test_neighbours_are_prefetched_once_the_view_is_complete(qtbot, gated_provid
     queued = {(q.key.level, q.key.col, q.key.row) for q in list(view.loader._queue) + list(view.loader._running)}
     assert queued and queued <= visible  # only tiles on screen while the view fills
     provider.gate.set()
-    qtbot.waitUntil(view.is_viewport_complete, timeout=5000)
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)  # the neighbours are asked for now
     qtbot.waitUntil(lambda: view.loader.pending() == 0, timeout=5000)
     later = set(provider.reads) - visible
     assert any(read[0] == level for read in later) and any(read[0] == level + 1 for read in later)
