@@ -146,7 +146,7 @@ class SlideReader(ABC):
         """
         import cv2
 
-        height, width = _check_bgrx(out)
+        height, width = bgrx_shape(out)
         cv2.cvtColor(self.read_region(location, level, (width, height)), cv2.COLOR_RGB2BGRA, dst=out)
 
     def best_level_for_downsample(self, downsample: float) -> int:
@@ -188,8 +188,12 @@ class SlideReader(ABC):
         return f"{type(self).__name__}({self.path.name!r}, {w}x{h}, levels={self.level_count}, mpp={self.mpp})"
 
 
-def _check_bgrx(out: np.ndarray) -> tuple[int, int]:
-    """(height, width) of a display buffer for :meth:`SlideReader.read_region_bgrx`."""
+def bgrx_shape(out: np.ndarray) -> tuple[int, int]:
+    """(height, width) of a display buffer for :meth:`SlideReader.read_region_bgrx`.
+
+    Raises ValueError unless ``out`` is a writable, C-contiguous (height, width, 4) uint8
+    array with height and width > 0.
+    """
     if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 4
             and out.flags.c_contiguous and out.flags.writeable and out.shape[0] > 0 and out.shape[1] > 0):
         shape = getattr(out, "shape", None)

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from lobule.inference.errors import InputError, SlideError
-from lobule.inference.slide.base import SlideReader, _check_bgrx
+from lobule.inference.slide.base import SlideReader, bgrx_shape
 
 VIRTUAL_MIN_SIZE = 512  # stop adding virtual levels once the long side is <= this (px)
 VIRTUAL_TILE = 256  # tile size of virtual levels (px of that level)
@@ -183,7 +183,7 @@ class LeveledReader(SlideReader):
                 or not tiles.handles(level)):
             super().read_region_bgrx(location, level, out)
             return
-        _check_bgrx(out)
+        bgrx_shape(out)
         tiles.read_bgrx(level, level_origin((int(location[0]), int(location[1])), self._downsamples[level]), out)
 
     @abstractmethod
