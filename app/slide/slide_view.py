@@ -3,8 +3,13 @@
 Painting never waits: for every visible tile of the level chosen from the zoom, the painter
 draws it if cached, otherwise the best stand-in it already has (a coarser level stretched, the
 next finer level, or the layer's preview image), and the view asks the :class:`TileLoader` for
-what is missing (visible tiles nearest the centre first, then a ring around the viewport and the
-next coarser level, so pans and zoom-outs find something to show).
+what is missing (visible tiles nearest the centre first; once a frame has shown them all, a
+ring around the viewport and the next coarser level, so pans and zoom-outs find something to
+show: the prefetch never takes a core from a tile on screen or from the frame that shows it).
+
+A tile that arrives repaints only its own rectangle (the arrivals of ~16 ms are gathered into
+one frame): while a new view fills, each tile is drawn about once instead of every tile and
+stand-in being drawn again at every arrival, and the CPU stays with the decoding threads.
 
 Extension points for later work (class overlays, region drawing):
 
@@ -18,9 +23,10 @@ Extension points for later work (class overlays, region drawing):
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRect, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QRegion, QTransform
 from PySide6.QtWidgets import QWidget
 
@@ -69,12 +75,14 @@ class SlideView(QWidget):
         self.loader = TileLoader(threads, parent=self)
         self.loader.tileLoaded.connect(self._on_tile_loaded)
         self.loader.tileFailed.connect(self._on_tile_failed)
+        self.cache.on_evict = self.loader.recycle  # evicted tiles' memory serves new tiles
         self.mpp: float | None = None
         self.base_magnification: float | None = None
         self.failed_tiles: dict[TileKey, str] = {}
         self._layers: list[TileLayer] = []
         self._previews: dict[int, QImage] = {}
         self._stale: set[TileKey] = set()
+        self._prefetch: list[TileRequest] = []  # asked for once the complete viewport is shown
         self._on_screen: set[TileKey] = set()
         self._overlays: list = []
         self._tool = None
@@ -90,7 +98,10 @@ class SlideView(QWidget):
         self._repaint_timer = QTimer(self)
         self._repaint_timer.setSingleShot(True)
         self._repaint_timer.setInterval(TILE_REPAINT_MS)
-        self._repaint_timer.timeout.connect(self.update)
+        self._repaint_timer.timeout.connect(self._repaint_dirty)
+        self._dirty = QRegion()  # widget area of tiles that arrived since the last repaint
+        self._dirty_all = False  # the next timed repaint redraws everything
+        self._full_frame_due = False  # the view changed and no full frame has shown it yet
         self._tile_painter = TilePainter(self.cache)
         self._settle_timer = QTimer(self)  # running while the zoom is changing
         self._settle_timer.setSingleShot(True)
@@ -227,8 +238,11 @@ class SlideView(QWidget):
             self._settle_timer.start()
         self._complete_sent = False
         self._fill_shown = False
-        self._request_timer.start()
-        self.update()
+        # tile areas waiting to be repainted are part of the full frame to come
+        self._repaint_timer.stop()
+        self._dirty, self._dirty_all = QRegion(), False
+        self._full_frame_due = True
+        self._request_timer.start()  # asks for the tiles, then repaints (see _update_requests)
         self.viewChanged.emit()
 
     def _visible_layers(self) -> list[TileLayer]:
@@ -261,7 +275,10 @@ class SlideView(QWidget):
         if screen_bytes > self.cache.max_bytes // 2:
             # a screenful must fit twice, or tiles on screen would push each other out forever
             self.cache.max_bytes = 2 * screen_bytes
-        self.loader.submit(urgent + later)
+        self._prefetch = later if urgent else []
+        self.loader.submit(urgent if urgent else later)
+        # the frame of stand-ins is painted after the tile threads have their work, not before
+        self.update()
         self._check_complete()
 
     def _requests(self, layer: TileLayer, tiles: Iterable[tuple[int, int, int]]) -> list[TileRequest]:
@@ -289,9 +306,17 @@ class SlideView(QWidget):
         return (self._quality_frame and not (self._settle_timer.isActive() or self._tile_painter.incomplete)
                 and self.is_viewport_complete())
 
+    def is_viewport_shown(self) -> bool:
+        """True once a frame has shown the complete viewport (every visible tile at the level
+        the zoom asks for) since the view last changed."""
+        return self._fill_shown
+
     def _check_complete(self) -> None:
         if not self._complete_sent and self._layers and self.is_viewport_complete():
             self._complete_sent = True
+            if self._repaint_timer.isActive():  # show the last tiles now, not a frame later
+                self._repaint_timer.stop()
+                self._repaint_dirty()
             self.viewportComplete.emit()
 
     def _layer_of(self, request: TileRequest) -> TileLayer | None:
@@ -308,8 +333,10 @@ class SlideView(QWidget):
         on_screen = request.key in self._on_screen
         self.cache.put(request.key, image, image.sizeInBytes(), recent=on_screen)
         self._stale.discard(request.key)
-        if on_screen and not self._repaint_timer.isActive():
-            self._repaint_timer.start()
+        if on_screen:
+            key = request.key
+            x, y, w, h = request.provider.tile_rect(key.level, key.col, key.row)
+            self._schedule_repaint(self._widget_rect(x, y, x + w, y + h))
         self._check_complete()
 
     def _on_tile_failed(self, request: TileRequest, reason: str) -> None:
@@ -318,9 +345,32 @@ class SlideView(QWidget):
         self.failed_tiles[request.key] = reason
         self._stale.discard(request.key)
         self.tileFailed.emit(reason)
+        self._schedule_repaint()
+        self._check_complete()
+
+    # --- repaints ---------------------------------------------------------------------------
+    def _widget_rect(self, x0: float, y0: float, x1: float, y1: float) -> QRect:
+        """Level-0 rectangle in widget pixels, grown to whole pixels (and one more for rounding)."""
+        ax, ay = self.level0_to_widget(x0, y0)
+        bx, by = self.level0_to_widget(x1, y1)
+        left, top = math.floor(ax) - 1, math.floor(ay) - 1
+        return QRect(left, top, math.ceil(bx) + 1 - left, math.ceil(by) + 1 - top)
+
+    def _schedule_repaint(self, rect: QRect | None = None) -> None:
+        """Repaint ``rect`` (widget pixels; None: everything) at the next timed frame."""
+        if rect is None:
+            self._dirty_all = True
+        else:
+            self._dirty += rect
         if not self._repaint_timer.isActive():
             self._repaint_timer.start()
-        self._check_complete()
+
+    def _repaint_dirty(self) -> None:
+        if self._dirty_all:
+            self.update()
+        elif not self._dirty.isEmpty():
+            self.update(self._dirty)
+        self._dirty, self._dirty_all = QRegion(), False
 
     # --- painting ---------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -340,13 +390,21 @@ class SlideView(QWidget):
         quality = self._fill_shown and not self._settle_timer.isActive()
         tiles.begin_frame(self.state, settled=quality)
         sw, sh = self.state.slide_size
+        # a frame of newly arrived tiles redraws only their area: only tiles inside it are drawn
+        exposed = event.region().boundingRect().intersected(self.rect())
+        full = exposed == self.rect()
         rect = self.visible_rect()
+        if not full:
+            (ex0, ey0), (ex1, ey1) = (self.widget_to_level0(exposed.left(), exposed.top()),
+                                      self.widget_to_level0(exposed.right() + 1, exposed.bottom() + 1))
+            rect = (max(rect[0], ex0), max(rect[1], ey0), min(rect[2], ex1), min(rect[3], ey1))
         # the backgrounds are filled only where no opaque tile of the bottom layer will be drawn
         # (two full-window fills cost as much as drawing the tiles)
         uncovered = QRegion(self.rect())
         layers = self._visible_layers()
         if layers and layers[0] is self._layers[0] and layers[0].opacity >= 1.0:
-            uncovered -= tiles.opaque_region(layers[0], self.level_for(layers[0]), rect)
+            uncovered -= tiles.opaque_region(layers[0], self.level_for(layers[0]), rect,
+                                             self._previews.get(layers[0].id))
         painter.setClipRegion(uncovered)
         painter.fillRect(self.rect(), BACKGROUND)
         painter.fillRect(tiles.widget_rect(0, 0, sw, sh), SLIDE_BACKGROUND)
@@ -355,7 +413,7 @@ class SlideView(QWidget):
         for layer in layers:
             painter.setOpacity(layer.opacity)
             tiles.paint_layer(painter, layer, self.level_for(layer), rect, self._previews.get(layer.id))
-        tiles.end_frame()
+        tiles.end_frame(full)
         painter.setOpacity(1.0)
         for overlay in self._overlays:
             painter.save()
@@ -363,13 +421,20 @@ class SlideView(QWidget):
             painter.restore()
         paint_scale_bar(painter, QRectF(self.rect()), self.mpp, self.state.scale)
         painter.end()
-        self._quality_frame = quality
-        if self._complete_sent and not self._fill_shown:
+        # a partial frame leaves the rest of the screen as the last frames drew it
+        self._quality_frame = quality and (full or self._quality_frame)
+        self._full_frame_due = self._full_frame_due and not full
+        if not self._fill_shown and not self._full_frame_due and self.is_viewport_complete():
+            # every tile that arrived had its area repainted (a partial frame after the last
+            # arrival covers it): the screen now shows the complete viewport
             self._fill_shown = True
-            if not quality and not self._repaint_timer.isActive():
-                self._repaint_timer.start()  # the rescaling pass
-        if tiles.incomplete and not self._repaint_timer.isActive():
-            self._repaint_timer.start()  # scale the remaining tiles in the next frames
+            if self._prefetch:  # only now: the neighbours never delay the frame that completes
+                self.loader.submit(self._prefetch)
+                self._prefetch = []
+            if not quality:
+                self._schedule_repaint()  # the rescaling pass
+        if tiles.incomplete:
+            self._schedule_repaint()  # scale the remaining tiles in the next frames
 
     # --- events -----------------------------------------------------------------------------
     def _fit_if_sized(self) -> None:

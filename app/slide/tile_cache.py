@@ -16,13 +16,16 @@ class TileCache:
     Notes
     -----
     :meth:`get` marks a tile as used (the painter calls it for every visible tile each frame, so
-    visible tiles are the last to go); :meth:`peek` does not.
+    visible tiles are the last to go); :meth:`peek` does not. ``on_evict(tile)``, when set, is
+    called with each tile pushed out for room (not for tiles discarded or replaced), so its
+    memory can serve a new tile.
     """
 
     def __init__(self, max_bytes: int) -> None:
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._nbytes = 0
         self._max_bytes = 1
+        self.on_evict: Callable[[Any], None] | None = None
         self.max_bytes = max_bytes
         self.evictions = 0
 
@@ -97,6 +100,8 @@ class TileCache:
 
     def _evict(self) -> None:
         while self._nbytes > self._max_bytes and len(self._items) > 1:
-            _, (_, nbytes) = self._items.popitem(last=False)
+            _, (tile, nbytes) = self._items.popitem(last=False)
             self._nbytes -= nbytes
             self.evictions += 1
+            if self.on_evict is not None:
+                self.on_evict(tile)

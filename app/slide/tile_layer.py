@@ -57,6 +57,8 @@ class TileProvider(ABC):
     """
 
     tile_size: int = 512
+    #: True when :meth:`read_tile_bgrx` fills a screen image directly (opaque tiles only)
+    writes_bgrx: bool = False
 
     @property
     @abstractmethod
@@ -77,6 +79,12 @@ class TileProvider(ABC):
         (h, w, 3) uint8 RGB or (h, w, 4) uint8 RGBA (straight alpha), where (w, h) is
         :meth:`tile_shape` (edge tiles are smaller than ``tile_size``).
         """
+
+    def read_tile_bgrx(self, level: int, col: int, row: int, out: np.ndarray) -> None:
+        """Write one opaque tile into ``out``: (h, w, 4) uint8 C-contiguous, (w, h) as
+        :meth:`tile_shape`, bytes B, G, R, 255 (the memory of a ``QImage.Format_RGB32`` on a
+        little-endian machine). Only called where :attr:`writes_bgrx` is True."""
+        raise NotImplementedError(f"{type(self).__name__} has no direct BGRX reads")
 
     def close(self) -> None:
         """Release resources; called once no worker reads from the provider any more."""
@@ -132,12 +140,29 @@ class TileProvider(ABC):
         return tiles
 
 
-class SlideTileProvider(TileProvider):
-    """The slide's own pixels, tiled on its pyramid levels (RGB tiles)."""
+DISPLAY_TILE = 512  # viewer tile size (px) where the file's own tiles do not suggest another
 
-    def __init__(self, reader: SlideReader, tile_size: int = 512) -> None:
+
+def display_tile_size(reader: SlideReader) -> int:
+    """The viewer tile size for ``reader``: the largest multiple of the square tiles level 0 is
+    stored in that is <= :data:`DISPLAY_TILE` (480 for Aperio's 240 px tiles, 512 for 256 px
+    ones), so every stored tile is decoded once, for one viewer tile, straight into it; else
+    :data:`DISPLAY_TILE` (stored tiles over 1024 px, non-square ones, or none known)."""
+    size = reader.stored_tile_size(0)
+    if size is None or size[0] != size[1] or not 0 < size[0] <= 1024:
+        return DISPLAY_TILE
+    return max(1, DISPLAY_TILE // size[0]) * size[0]
+
+
+class SlideTileProvider(TileProvider):
+    """The slide's own pixels, tiled on its pyramid levels (RGB tiles; decoded straight into
+    the screen image's byte order through :meth:`read_tile_bgrx`)."""
+
+    writes_bgrx = True
+
+    def __init__(self, reader: SlideReader, tile_size: int | None = None) -> None:
         self.reader = reader
-        self.tile_size = tile_size
+        self.tile_size = display_tile_size(reader) if tile_size is None else int(tile_size)
         self._dims = tuple(tuple(d) for d in reader.level_dimensions)
         self._ds = tuple(float(d) for d in reader.level_downsamples)
 
@@ -156,6 +181,10 @@ class SlideTileProvider(TileProvider):
     def read_tile(self, level: int, col: int, row: int) -> np.ndarray:
         x, y, _, _ = self.tile_rect(level, col, row)
         return self.reader.read_region((round(x), round(y)), level, self.tile_shape(level, col, row))
+
+    def read_tile_bgrx(self, level: int, col: int, row: int, out: np.ndarray) -> None:
+        x, y, _, _ = self.tile_rect(level, col, row)
+        self.reader.read_region_bgrx((round(x), round(y)), level, out)
 
     def close(self) -> None:
         self.reader.close()

@@ -58,9 +58,10 @@ class TilePainter:
         self._used = set()
         self.incomplete = False
 
-    def end_frame(self) -> None:
-        """Forget scaled tiles not drawn in this frame once they outnumber those drawn twice."""
-        if len(self._scaled) > 2 * len(self._used) + 8:
+    def end_frame(self, full: bool = True) -> None:
+        """Forget scaled tiles not drawn in this frame once they outnumber those drawn twice
+        (after a ``full`` frame only: a partial frame draws a few tiles of the view)."""
+        if full and len(self._scaled) > 2 * len(self._used) + 8:
             self._scaled = {key: image for key, image in self._scaled.items() if key in self._used}
 
     def widget_rect(self, x0: float, y0: float, x1: float, y1: float) -> QRect:
@@ -92,14 +93,18 @@ class TilePainter:
         self._used.add(key)
         painter.drawImage(QPoint(target.x(), target.y()), scaled)
 
-    def opaque_region(self, layer: TileLayer, level: int, rect: tuple[float, float, float, float]) -> QRegion:
-        """Widget area (whole pixels) that :meth:`paint_layer` will cover with cached tiles
-        without alpha at ``level`` inside level-0 ``rect`` (x0, y0, x1, y1)."""
+    def opaque_region(self, layer: TileLayer, level: int, rect: tuple[float, float, float, float],
+                      preview: QImage | None = None) -> QRegion:
+        """Widget area (whole pixels) that :meth:`paint_layer` will cover opaquely at ``level``
+        inside level-0 ``rect`` (x0, y0, x1, y1): its cached tiles without alpha, and, for a
+        provider of opaque tiles (``writes_bgrx``) with an opaque ``preview``, every tile (a
+        missing one gets an opaque stand-in: a coarser or finer tile, else the preview)."""
         provider = layer.provider
         region = QRegion()
+        stand_ins = provider.writes_bgrx and preview is not None and not preview.hasAlphaChannel()
         for col, row in provider.tiles_in(level, rect):
             image = self.cache.peek(TileKey(layer.id, level, col, row))
-            if image is not None and not image.hasAlphaChannel():
+            if stand_ins or (image is not None and not image.hasAlphaChannel()):
                 x, y, w, h = provider.tile_rect(level, col, row)
                 region += self.widget_rect(x, y, x + w, y + h)
         return region

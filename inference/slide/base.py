@@ -121,6 +121,34 @@ class SlideReader(ABC):
             If the file cannot be decoded there (corrupt or truncated data).
         """
 
+    def stored_tile_size(self, level: int) -> tuple[int, int] | None:
+        """(width, height) of the tiles ``level`` is stored in, where this reader decodes them
+        itself (a read aligned to them decodes each stored tile once, for that read alone);
+        None where the backend assembles regions in its own way."""
+        return None
+
+    def read_region_bgrx(self, location: tuple[int, int], level: int, out: np.ndarray) -> None:
+        """Read pixels of one level for display, as B, G, R, 255 bytes.
+
+        The pixels of :meth:`read_region` (``location`` and ``level`` as there, the size given by
+        ``out``) in the byte order of a 32-bit ``0xffRRGGBB`` screen image on a little-endian
+        machine, so a viewer can decode into its image memory without a conversion. Backends
+        with direct tile access decode straight into that layout; this default converts the RGB.
+
+        Parameters
+        ----------
+        out : (height, width, 4) uint8, C-contiguous; overwritten.
+
+        Raises
+        ------
+        ValueError, SlideError
+            As :meth:`read_region`; also ValueError for an ``out`` of another shape or dtype.
+        """
+        import cv2
+
+        height, width = bgrx_shape(out)
+        cv2.cvtColor(self.read_region(location, level, (width, height)), cv2.COLOR_RGB2BGRA, dst=out)
+
     def best_level_for_downsample(self, downsample: float) -> int:
         """The highest-resolution level whose downsample is <= ``downsample`` (level 0 if none)."""
         best = 0
@@ -158,3 +186,16 @@ class SlideReader(ABC):
     def __repr__(self) -> str:
         w, h = self.dimensions
         return f"{type(self).__name__}({self.path.name!r}, {w}x{h}, levels={self.level_count}, mpp={self.mpp})"
+
+
+def bgrx_shape(out: np.ndarray) -> tuple[int, int]:
+    """(height, width) of a display buffer for :meth:`SlideReader.read_region_bgrx`.
+
+    Raises ValueError unless ``out`` is a writable, C-contiguous (height, width, 4) uint8
+    array with height and width > 0.
+    """
+    if not (isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 4
+            and out.flags.c_contiguous and out.flags.writeable and out.shape[0] > 0 and out.shape[1] > 0):
+        shape = getattr(out, "shape", None)
+        raise ValueError(f"expected a writable C-contiguous (height, width, 4) uint8 array, got {shape}")
+    return out.shape[0], out.shape[1]

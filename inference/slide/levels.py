@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from lobule.inference.errors import InputError, SlideError
-from lobule.inference.slide.base import SlideReader
+from lobule.inference.slide.base import SlideReader, bgrx_shape
 
 VIRTUAL_MIN_SIZE = 512  # stop adding virtual levels once the long side is <= this (px)
 VIRTUAL_TILE = 256  # tile size of virtual levels (px of that level)
@@ -95,6 +95,7 @@ class LeveledReader(SlideReader):
     _objective_power: float | None
     _vendor: str | None
     _properties: dict[str, str]
+    _tiles = None  # TiffTiles: direct tile access to stored levels, set by backends that have it
 
     def _init_levels(self, dims: tuple[tuple[int, int], ...], downsamples: tuple[float, ...], mpp=None) -> None:
         """Record the stored levels, add virtual ones, apply the user mpp override."""
@@ -168,6 +169,22 @@ class LeveledReader(SlideReader):
         if level < self.stored_level_count:
             return self._read_stored((x, y), level, (width, height))
         return self._read_virtual((x, y), level, (width, height))
+
+    def stored_tile_size(self, level: int) -> tuple[int, int] | None:
+        tiles = self._tiles
+        if tiles is None or not 0 <= level < self.stored_level_count or not tiles.handles(level):
+            return None
+        return tiles.levels[level].tile_width, tiles.levels[level].tile_height
+
+    def read_region_bgrx(self, location: tuple[int, int], level: int, out: np.ndarray) -> None:
+        tiles = self._tiles
+        level = int(level)
+        if (tiles is None or self._closed or not 0 <= level < self.stored_level_count
+                or not tiles.handles(level)):
+            super().read_region_bgrx(location, level, out)
+            return
+        bgrx_shape(out)
+        tiles.read_bgrx(level, level_origin((int(location[0]), int(location[1])), self._downsamples[level]), out)
 
     @abstractmethod
     def _read_stored(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:

@@ -6,6 +6,11 @@ plain TIFF tiles we read the tile bytes ourselves (``os.pread``: no shared file 
 from any thread), decode them with tifffile's decoder for the page (imagecodecs, which releases
 the GIL), and copy them into the output. Decoded tiles are kept in a small byte-bounded LRU.
 The backends stay in charge of metadata, associated images and every other layout.
+
+For display, :meth:`TiffTiles.read_bgrx` writes a region as B, G, R, 255 bytes (the memory
+layout of a 32-bit screen image): JPEG tiles that lie wholly inside the region are decoded by
+libjpeg-turbo straight to that layout (its ``JCS_EXT_BGRX`` output: the same colour conversion
+as RGB output, in another byte order), with no RGB copy and no later conversion.
 """
 from __future__ import annotations
 
@@ -21,6 +26,14 @@ import cv2
 import numpy as np
 
 from lobule.inference.errors import SlideError
+
+try:  # imagecodecs is how tifffile decodes JPEG tiles; without it read_bgrx converts RGB tiles
+    import imagecodecs
+    from tifffile.tifffile import jpeg_decode_colorspace
+
+    _BGRX = int(imagecodecs.JPEG8.CS.EXT_BGRX)
+except (ImportError, AttributeError):  # pragma: no cover - imagecodecs is a dependency
+    imagecodecs = None
 
 TILE_CACHE_BYTES = 64 * 2**20  # decoded tiles kept per slide
 
@@ -92,6 +105,13 @@ class TiledLevel:
         self.jpegtables = page.jpegtables
         self.ycbcr_j2k = page.compression == 33003  # Aperio: raw YCbCr components
         self._decode = page.decode
+        self._scratch = threading.local()  # per thread: one BGRX tile buffer, reused
+        # 8-bit baseline JPEG tiles libjpeg-turbo can decode straight to BGRX
+        self._jpeg_colorspace = None
+        self.jpeg_bgrx = imagecodecs is not None and page.compression == 7 and not page.extrasamples
+        if self.jpeg_bgrx:
+            self._jpeg_colorspace, _ = jpeg_decode_colorspace(page.photometric, page.planarconfig,
+                                                              page.extrasamples, page.is_jfif)
 
     @staticmethod
     def supported(page) -> bool:
@@ -113,6 +133,27 @@ class TiledLevel:
         if self.ycbcr_j2k:
             array = cv2.cvtColor(np.ascontiguousarray(array[..., [0, 2, 1]]), cv2.COLOR_YCrCb2RGB)
         return array
+
+    def decode_bgrx(self, data: bytes) -> np.ndarray | None:
+        """(tile_height, tile_width, 4) uint8 B, G, R, 255 of a JPEG tile (the same colour
+        conversion as :meth:`decode`), or None where libjpeg-turbo cannot give that layout
+        (the caller then converts :meth:`decode`'s RGB).
+
+        The array is this thread's scratch buffer, overwritten by its next call: copy it out
+        at once (a fresh array per tile would cost page faults and a zero fill every time).
+        """
+        if not self.jpeg_bgrx:
+            return None
+        shape = (self.tile_height, self.tile_width, 4)
+        buffer = getattr(self._scratch, "buffer", None)
+        if buffer is None:
+            buffer = self._scratch.buffer = np.empty(shape, np.uint8)
+        try:
+            array = imagecodecs.jpeg8_decode(data, tables=self.jpegtables, colorspace=self._jpeg_colorspace,
+                                             outcolorspace=_BGRX, shape=shape[:2], out=buffer)
+        except Exception:  # noqa: BLE001 - the RGB decoder reports a corrupt tile in its words
+            return None
+        return array if array.shape == shape else None
 
 
 class TiffTiles:
@@ -162,24 +203,80 @@ class TiffTiles:
                     part[...] = tile[ay0 - ty * th : ay1 - ty * th, ax0 - tx * tw : ax1 - tx * tw]
         return out
 
-    def _tile(self, level: int, tiles: TiledLevel, index: int) -> np.ndarray | None:
+    def read_bgrx(self, level: int, origin: tuple[int, int], out: np.ndarray) -> None:
+        """Write the pixels of ``level`` from level pixel ``origin`` (x, y) into ``out``.
+
+        Parameters
+        ----------
+        out : (h, w, 4) uint8, filled with B, G, R, 255 (white outside the level and where the
+            file stores no tile): the bytes of a 32-bit ``0xffRRGGBB`` image on a
+            little-endian machine.
+
+        Pixels equal :meth:`read` 's. Tiles lying wholly inside the region are decoded for it
+        alone (straight to BGRX where they are JPEG) and not kept in the decoded-tile cache;
+        tiles it only overlaps go through the cache, as their neighbours will need them too.
+
+        Raises SlideError when a tile cannot be read or decoded.
+        """
+        tiles = self.levels[level]
+        (lx, ly), (height, width) = origin, out.shape[:2]
+        x0, y0 = max(lx, 0), max(ly, 0)
+        x1, y1 = min(lx + width, tiles.width), min(ly + height, tiles.height)
+        if (x0, y0, x1, y1) != (lx, ly, lx + width, ly + height):
+            out[...] = 255
+        tw, th = tiles.tile_width, tiles.tile_height
+        for ty in range(y0 // th, (y1 - 1) // th + 1) if y0 < y1 else ():
+            for tx in range(x0 // tw, (x1 - 1) // tw + 1) if x0 < x1 else ():
+                index = ty * tiles.across + tx
+                ax0, ay0 = max(x0, tx * tw), max(y0, ty * th)
+                ax1, ay1 = min(x1, tx * tw + tw), min(y1, ty * th + th)
+                part = out[ay0 - ly : ay1 - ly, ax0 - lx : ax1 - lx]
+                whole = (ax1 - ax0, ay1 - ay0) == (tw, th)
+                tile = self._bgrx_tile(level, tiles, index) if whole and (level, index) not in self._cache else None
+                if tile is not None:
+                    part[...] = tile
+                    continue
+                rgb = self._tile(level, tiles, index, keep=not whole)
+                if rgb is None:
+                    part[...] = 255  # tile not stored: background
+                else:
+                    rgb = rgb[ay0 - ty * th : ay1 - ty * th, ax0 - tx * tw : ax1 - tx * tw]
+                    part[..., :3] = rgb[..., ::-1]
+                    part[..., 3] = 255
+
+    def _bgrx_tile(self, level: int, tiles: TiledLevel, index: int) -> np.ndarray | None:
+        """Tile ``index`` decoded straight to BGRX, or None (not stored, not JPEG, or not
+        decodable that way: the RGB path then decides)."""
+        if not tiles.jpeg_bgrx:
+            return None
+        data = self._data(level, tiles, index)
+        return None if data is None else tiles.decode_bgrx(data)
+
+    def _data(self, level: int, tiles: TiledLevel, index: int) -> bytes | None:
+        count = int(tiles.counts[index]) if index < len(tiles.counts) else 0
+        if count == 0:
+            return None
+        try:
+            return self._bytes.read(int(tiles.offsets[index]), count)
+        except SlideError as error:
+            raise SlideError(f"{self._name}: {error}") from None
+
+    def _tile(self, level: int, tiles: TiledLevel, index: int, keep: bool = True) -> np.ndarray | None:
         key = (level, index)
         with self._lock:
             tile = self._cache.get(key)
             if tile is not None:
                 self._cache.move_to_end(key)
                 return tile
-        count = int(tiles.counts[index]) if index < len(tiles.counts) else 0
-        if count == 0:
+        data = self._data(level, tiles, index)
+        if data is None:
             return None
         try:
-            tile = tiles.decode(self._bytes.read(int(tiles.offsets[index]), count), index)
-        except SlideError as error:
-            raise SlideError(f"{self._name}: {error}") from None
+            tile = tiles.decode(data, index)
         except Exception as error:  # noqa: BLE001 - any decoder failure is a corrupt tile
             text = " ".join(str(error).split())[:200]
             raise SlideError(f"{self._name}: cannot decode tile {index} of level {level}: {text}") from None
-        if self.cache_bytes <= 0:
+        if self.cache_bytes <= 0 or not keep:
             return tile
         with self._lock:
             self._cache[key] = tile

@@ -219,3 +219,89 @@ def test_label_store_overlay_draws_class_colours_over_the_slide(qtbot, gated_pro
     qtbot.waitUntil(view.is_viewport_complete, timeout=10000)
     assert _at(view, int(left[0]), int(left[1])) == (255, 255, 255)
     view.shutdown()
+
+
+def _screen(view) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of what the window system holds for ``view`` (the backing store,
+    kept between partial repaints), unlike ``grab()``, which paints the widget anew."""
+    image = view.screen().grabWindow(view.winId()).toImage().convertToFormat(QImage.Format.Format_RGB888)
+    data = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return data[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def test_arriving_tiles_repaint_only_their_area(qtbot, gated_provider):
+    """Tiles arriving one by one repaint only their rectangles; once the view is shown complete
+    the screen holds exactly what a full repaint draws (every tile its own colour)."""
+    import threading
+
+    class OneByOne(gated_provider):
+        permits = threading.Semaphore(0)
+
+        def read_tile(self, level, col, row):
+            self.permits.acquire(timeout=10)
+            self.gate.set()
+            tile = super().read_tile(level, col, row)
+            tile[...] = (40 * (col % 6), 200 - 25 * (row % 8), 90 + 20 * level)
+            return tile
+
+    view = SlideView(cache_bytes=64 << 20, threads=1)
+    qtbot.addWidget(view)
+    view.resize(640, 480)
+    view.show()
+    qtbot.waitExposed(view)
+    paints = []
+    paint_event = view.paintEvent
+
+    def logged(event):
+        paints.append(event.region().boundingRect())
+        paint_event(event)
+
+    view.paintEvent = logged
+    provider = OneByOne()
+    view.add_layer(TileLayer(provider, "slide", preview=np.full((64, 64, 3), 128, np.uint8)))
+    view.zoom_by(4.0)
+    view.center_on(1000, 1000)
+    qtbot.waitUntil(lambda: view.loader.pending() > 0 and bool(paints), timeout=5000)
+    first = len(paints)
+    while not view.is_viewport_complete():
+        cached = len(view.cache)
+        provider.permits.release()  # one more tile
+        qtbot.waitUntil(lambda: len(view.cache) > cached, timeout=5000)
+        qtbot.wait(25)  # its repaint
+        assert view.is_viewport_complete() or not view.is_viewport_shown()
+    for _ in range(200):
+        provider.permits.release()  # the prefetching
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    tiles = len(provider.tiles_in(view.level_for(view.layers[0]), view.visible_rect()))
+    partial = [rect for rect in paints[first:] if rect != view.rect()]
+    assert tiles >= 6 and len(partial) >= tiles - 1  # about one small repaint per tile
+    assert all(rect.width() * rect.height() < view.width() * view.height() / 2 for rect in partial)
+    np.testing.assert_array_equal(_screen(view), _pixels(view))
+    assert len(np.unique(_screen(view).reshape(-1, 3), axis=0)) >= 6
+    view.shutdown()
+
+
+def test_neighbours_are_prefetched_once_the_view_is_shown(qtbot, gated_provider):
+    view = SlideView(cache_bytes=64 << 20, threads=1)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    provider = gated_provider()
+    layer = TileLayer(provider, "slide")
+    view.add_layer(layer)
+    view.zoom_by(4.0)
+    view.center_on(2000, 2000)
+    qtbot.waitUntil(lambda: view.loader.pending() > 0, timeout=5000)
+    qtbot.wait(20)
+    level = view.level_for(layer)
+    visible = {(level, c, r) for c, r in provider.tiles_in(level, view.visible_rect())}
+    queued = {(q.key.level, q.key.col, q.key.row) for q in list(view.loader._queue) + list(view.loader._running)}
+    assert queued and queued <= visible  # only tiles on screen while the view fills
+    provider.gate.set()
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)  # the neighbours are asked for now
+    qtbot.waitUntil(lambda: view.loader.pending() == 0, timeout=5000)
+    later = set(provider.reads) - visible
+    assert any(read[0] == level for read in later) and any(read[0] == level + 1 for read in later)
+    assert set(provider.reads[: len(visible)]) == visible
+    view.shutdown()

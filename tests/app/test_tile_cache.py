@@ -39,3 +39,14 @@ def test_replacing_and_discarding_keep_the_byte_count_exact():
     assert len(cache) == 1
     with pytest.raises(ValueError):
         cache.max_bytes = 0
+
+
+def test_tiles_pushed_out_for_room_are_offered_for_reuse():
+    cache = TileCache(max_bytes=2)
+    evicted = []
+    cache.on_evict = evicted.append
+    for key in "abc":
+        cache.put(key, key.upper(), 1)
+    cache.put("c", "C2", 1)  # replaced, not pushed out
+    cache.discard("b")  # discarded, not pushed out
+    assert evicted == ["A"]
