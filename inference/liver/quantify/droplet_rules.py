@@ -27,7 +27,7 @@ the counting watershed (:mod:`lobule.inference.liver.quantify.droplet_split`) an
 is judged on its own: the same shape bounds, and necks to its neighbours (the pixels it shares
 with them) summing at most that ratio times its inscribed diameter, as round vacuoles meet; a
 sinusoid cut into pieces meets its neighbours across its full width, twice. It is off by
-default: measured with the shipped model, the pooled Dice on the six ISBI training tiles rose
+default: measured with the stage-2 liver-hne weights, the pooled Dice on the six ISBI training tiles rose
 only from 0.729 to 0.732 (ratio 1.0) while on the Polito validation patients it fell from 0.334
 to 0.296: real sinusoids swell and narrow, and their pieces pass as droplets. Most droplet
 pixels the rules lose on ISBI are lost to the axis-ratio bound on components that a piecewise

@@ -31,7 +31,7 @@ class QuantSettings:
         (watershed, :mod:`lobule.inference.liver.quantify.droplet_split`) and each droplet that
         passes the same shape bounds and meets its neighbours through necks summing at most this
         times its inscribed diameter is kept. Default 0 (off): on the Polito validation patients
-        it let sinusoid pieces through (pooled Dice 0.334 -> 0.296 at 1.0) for little gain on
+        it let sinusoid pieces through (stage-2 weights: pooled Dice 0.334 -> 0.296 at 1.0) for little gain on
         ISBI training tiles (0.729 -> 0.732); docs/liver-model.md.
     macro_threshold_um : a droplet with equivalent diameter >= this is macrovesicular (larger
         than a nucleus, about 6-7 um; docs/nas.md), smaller ones microvesicular.
