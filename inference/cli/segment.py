@@ -96,6 +96,9 @@ def register(commands, train) -> None:
     t.add_argument("--hed-sigma", type=float, default=0.05, help="HED stain jitter strength (default 0.05; 0 = off)")
     t.add_argument("--class-weight", action="append", default=[], metavar="ID=W",
                    help="weight of class ID in the loss (default 1 for every class), e.g. --class-weight 1=3")
+    t.add_argument("--dice-weight", type=float, default=0.0, metavar="W",
+                   help="add W x soft Dice loss of the lipid-droplet class (1) to the cross-entropy (default 0: "
+                        "cross-entropy only); it penalises false-positive droplet pixels as the pooled Dice does")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--no-amp", action="store_true", help="no float16 autocast on CUDA")

@@ -73,7 +73,7 @@ def train_from_args(args) -> int:
         arch=args.arch, arguments=_parse_arguments(args), iterations=args.iterations, batch_size=args.batch,
         crop_size=args.crop, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
         scale_range=tuple(args.scale), hed_sigma=args.hed_sigma, seed=args.seed, amp=not args.no_amp,
-        threads=args.threads, class_weights=_class_weights(args.class_weight, _parse_arguments(args)["num_classes"]))
+        threads=args.threads, dice_weight=args.dice_weight, class_weights=_class_weights(args.class_weight, _parse_arguments(args)["num_classes"]))
     lineage: dict[str, Any] = {}
     if args.backbone:
         backbone_card = read_card(find_checkpoint(args.backbone))

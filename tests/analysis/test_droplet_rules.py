@@ -42,6 +42,39 @@ def test_rules_keep_round_vacuoles_and_drop_glass_and_elongated_white():
     assert not kept[labels != STEATOSIS].any()
 
 
+def _disc(shape, centre, radius):
+    return _ellipse(shape, centre, radius, radius)
+
+
+def test_touching_round_droplets_are_judged_one_by_one():
+    """With ``droplet_max_neck_ratio`` (off by default): a row of four touching vacuoles is one component 4:1 long (rejected as a whole by the axis
+    ratio); cut by the watershed, each is round and meets its neighbours through narrow necks, so
+    all four are kept and counted. A long, thin sinusoid of even width is not a droplet, whole or
+    in pieces; neither is a band of the same length whose width swells and narrows."""
+    from lobule.inference.liver.quantify.droplet_split import count_droplets
+
+    labels = np.full((200, 400), PARENCHYMA, np.uint8)
+    for k in range(4):
+        labels[_disc(labels.shape, (50, 40 + 29 * k), 15)] = STEATOSIS
+    labels[_disc(labels.shape, (140, 40), 12) | _disc(labels.shape, (140, 63), 12)] = STEATOSIS  # two touching
+    labels[_ellipse(labels.shape, (40, 300), 5, 90)] = STEATOSIS  # even sinusoid, 180 x 10 px
+    xs = np.arange(180, 390)
+    half = 3 + np.round(1.5 * np.sin(xs / 7.0)).astype(int)  # width 3-9 px, swelling and narrowing
+    for x, h in zip(xs, half):
+        labels[150 - h:150 + h + 1, x] = STEATOSIS
+    kept = droplet_pixels(labels, MPP, QuantSettings(droplet_max_neck_ratio=1.0))
+    row = np.zeros(labels.shape, bool)
+    row[:100, :170] = True
+    assert np.array_equal(kept & row, (labels == STEATOSIS) & row)
+    assert count_droplets(kept & row, MPP, 3.0) == 4
+    pair = np.zeros(labels.shape, bool)
+    pair[100:, :100] = True
+    assert count_droplets(kept & pair, MPP, 3.0) == 2
+    assert not kept[:, 180:].any()
+    whole_only = droplet_pixels(labels, MPP)  # the default judges components whole
+    assert not whole_only[row].any()
+
+
 def test_each_rule_can_be_turned_off():
     labels = _map()
     off = QuantSettings(droplet_glass_min_area_um2=0, droplet_max_axis_ratio=1000, droplet_min_solidity=0)

@@ -9,7 +9,8 @@ import torch
 
 from lobule.core.errors import CheckpointError
 from lobule.models.segment_augment import AugmentSettings, augment_sample, hed_jitter
-from lobule.models.train_segment import SegmentTrainConfig, masked_cross_entropy, poly_lr, train_segmentation
+from lobule.models.train_segment import (SegmentTrainConfig, masked_cross_entropy, poly_lr, soft_dice_loss,
+                                         train_segmentation)
 
 
 def test_ignored_pixels_do_not_count_in_the_loss():
@@ -29,6 +30,26 @@ def test_all_ignored_batch_gives_zero_not_nan():
     loss = masked_cross_entropy(logits, torch.full((1, 3, 3), 255))
     assert loss.item() == 0.0
     loss.backward()
+
+
+def test_soft_dice_loss_scores_the_droplet_class_and_skips_ignored_pixels():
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, :2] = 1
+    perfect = torch.zeros(1, 7, 4, 4)
+    perfect[:, 1] = torch.where(labels == 1, 20.0, -20.0)  # class 1 where labelled 1, class 0 elsewhere
+    perfect[:, 0] = -perfect[:, 1]
+    assert soft_dice_loss(perfect, labels, 1).item() == pytest.approx(0.0, abs=1e-6)
+    # predicting class 1 on the 8 background pixels too: Dice = (2*8 + 1) / (16 + 8 + 1)
+    everywhere = torch.zeros(1, 7, 4, 4)
+    everywhere[:, 1] = 20.0
+    assert soft_dice_loss(everywhere, labels, 1).item() == pytest.approx(1 - 17 / 25, abs=1e-4)
+    # the same false positives under the ignore label do not count
+    ignored = labels.clone()
+    ignored[0, 2:] = 255
+    assert soft_dice_loss(everywhere, ignored, 1).item() == pytest.approx(0.0, abs=1e-4)
+    logits = everywhere.clone().requires_grad_(True)
+    soft_dice_loss(logits, ignored, 1).backward()
+    assert torch.all(logits.grad[0, :, 2:] == 0)
 
 
 def test_poly_learning_rate():

@@ -18,8 +18,48 @@ from scipy import ndimage as ndi
 DEFAULT_H_UM = 1.0
 
 
+def droplet_pieces(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> tuple[np.ndarray, int]:
+    """Partition a lipid-droplet mask into droplets: one watershed basin of the distance transform
+    per h-maximum (module docstring); a component without such a maximum is one piece.
+
+    Parameters
+    ----------
+    mask : (H, W) bool lipid-droplet pixels. mpp : micrometres per pixel. h_um : marker height (um).
+
+    Returns
+    -------
+    ((H, W) int32 piece ids, 0 outside ``mask``, every mask pixel in exactly one piece; the piece
+    count).
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` is not 2-D or ``mpp`` is not positive.
+    """
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
+    if not np.isfinite(mpp) or mpp <= 0:
+        raise ValueError(f"mpp must be positive, not {mpp}")
+    if not mask.any():
+        return np.zeros(mask.shape, np.int32), 0
+    distance = ndi.distance_transform_edt(mask)
+    markers, count = ndi.label(h_maxima(distance, max(1.0, h_um / mpp)))
+    pieces = watershed(-distance, markers, mask=mask).astype(np.int32) if count else np.zeros(mask.shape, np.int32)
+    rest = mask & (pieces == 0)  # components too shallow for a marker
+    if rest.any():
+        extra, more = ndi.label(rest, structure=np.ones((3, 3), bool))
+        pieces[rest] = extra[rest] + count
+        count += more
+    return pieces, count
+
+
 def split_touching(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> np.ndarray:
-    """Cut touching droplets apart.
+    """Cut touching droplets apart: :func:`droplet_pieces` without the pixels where two pieces
+    meet.
 
     Parameters
     ----------
@@ -36,27 +76,18 @@ def split_touching(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> 
     ValueError
         If ``mask`` is not 2-D or ``mpp`` is not positive.
     """
-    from skimage.morphology import h_maxima
-    from skimage.segmentation import watershed
-
     mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
-    if not np.isfinite(mpp) or mpp <= 0:
-        raise ValueError(f"mpp must be positive, not {mpp}")
-    if not mask.any():
-        return mask.copy()
-    distance = ndi.distance_transform_edt(mask)
-    h = max(1.0, h_um / mpp)
-    markers, count = ndi.label(h_maxima(distance, h))
+    pieces, count = droplet_pieces(mask, mpp, h_um)
     if count <= 1:
         return mask.copy()
-    basins = watershed(-distance, markers, mask=mask)
-    own = basins.astype(np.int32)
-    highest = ndi.maximum_filter(own, size=3)
-    lowest = ndi.minimum_filter(np.where(own == 0, count + 1, own), size=3)
-    shared = mask & ((highest > own) | (lowest < own))
-    return mask & ~shared
+    return mask & ~piece_borders(pieces, count)
+
+
+def piece_borders(pieces: np.ndarray, count: int) -> np.ndarray:
+    """(H, W) bool: pixels of a piece with a pixel of another piece among their 8 neighbours."""
+    highest = ndi.maximum_filter(pieces, size=3)
+    lowest = ndi.minimum_filter(np.where(pieces == 0, count + 1, pieces), size=3)
+    return (pieces > 0) & ((highest > pieces) | (lowest < pieces))
 
 
 def count_droplets(mask: np.ndarray, mpp: float, min_diameter_um: float = 1.0, h_um: float = DEFAULT_H_UM) -> int:
