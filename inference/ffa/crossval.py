@@ -193,7 +193,9 @@ def _network_fold(method: str, train: list[Case], val: list[Case], test: list[Ca
     threshold = best_f1_threshold(val_probs, [c.truth for c in val], [c.field for c in val])
     info = {"threshold": threshold, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
             "stopped": result.stopped, "inner_validation_auc_roc": result.best_auc,
-            "minutes": round((time.monotonic() - started) / 60.0, 2), "arguments": arguments}
+            "minutes": round((time.monotonic() - started) / 60.0, 2), "arguments": arguments,
+            "history": [{"epoch": h["epoch"], "loss": h["loss"], "val_auc_roc": h["val_auc_roc"]}
+                        for h in result.history]}
     return FoldResult(info, {c.name: segmenter.probability(c.gray8) for c in test})
 
 
@@ -377,4 +379,15 @@ def markdown(report: dict) -> str:
         thresholds = [_fmt(report["methods"][m]["folds"][k]["threshold"]) for m in methods]
         lines.append(f"| {k} | {', '.join(fold['test'])} | {', '.join(fold['inner_validation'])} | "
                      f"{', '.join(fold['training'])} | " + " | ".join(thresholds) + " |")
+    networks = [m for m in methods if any("history" in f for f in report["methods"][m]["folds"])]
+    if networks:
+        lines += ["", "## Training per fold (inner-validation AUC-ROC after each epoch; * = the epoch kept)", "",
+                  "| method | fold | epochs | best epoch | stopped | inner-validation AUC-ROC by epoch |",
+                  "|---|---|---|---|---|---|"]
+        for m in networks:
+            for k, fold in enumerate(report["methods"][m]["folds"]):
+                curve = " ".join(f"{h['val_auc_roc']:.3f}{'*' if h['epoch'] == fold.get('best_epoch') else ''}"
+                                 for h in fold.get("history", []))
+                lines.append(f"| {m} | {k} | {fold.get('epochs_run', '-')} | {fold.get('best_epoch', '-')} | "
+                             f"{fold.get('stopped', '-')} | {curve or '-'} |")
     return "\n".join(lines) + "\n"

@@ -92,6 +92,9 @@ def test_network_fold_trains_on_training_patients_only_and_cli_writes_the_table(
     report = json.loads(out.read_text())
     folds = report["methods"]["laddernet"]["folds"]
     assert [f["epochs_run"] for f in folds] == [1, 1, 1]
+    assert [[h["epoch"] for h in f["history"]] for f in folds] == [[1], [1], [1]]  # the inner-validation curve
+    auc = folds[0]["history"][0]["val_auc_roc"]
+    assert f"| laddernet | 0 | 1 | 1 | max_epochs | {auc:.3f}* |" in out.with_suffix(".md").read_text()
     assert all(0 < f["threshold"] < 1 for f in folds)
     assert set(report["methods"]) == {"laddernet", "darkness"}
     assert "| laddernet |" in out.with_suffix(".md").read_text()
