@@ -31,20 +31,11 @@ class LabelStoreTileProvider(TileProvider):
     """
 
     def __init__(self, store, visible_classes: Iterable[int] | None = None, tile_size: int = 512) -> None:
+        super().__init__([(store.array(k).shape[1], store.array(k).shape[0]) for k in range(store.level_count)],
+                         store.level_downsamples)
         self.store = store
         self.tile_size = tile_size
         self.visible_classes = None if visible_classes is None else set(visible_classes)
-        self._dims = tuple((int(store.array(k).shape[1]), int(store.array(k).shape[0]))
-                           for k in range(store.level_count))
-        self._ds = tuple(float(d) for d in store.level_downsamples)
-
-    @property
-    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
-        return self._dims
-
-    @property
-    def level_downsamples(self) -> tuple[float, ...]:
-        return self._ds
 
     def read_tile(self, level: int, col: int, row: int) -> np.ndarray:
         x, y, _, _ = self.tile_rect(level, col, row)

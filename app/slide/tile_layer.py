@@ -52,7 +52,7 @@ class TileProvider(ABC):
     """A tiled image pyramid in the slide's level-0 frame; ``read_tile`` is called from worker
     threads (several at once) and must be thread-safe.
 
-    Subclasses give ``level_dimensions``, ``level_downsamples`` and ``read_tile``; ``tile_size``
+    Subclasses pass the pyramid's levels to ``__init__`` and give ``read_tile``; ``tile_size``
     (pixels of the provider's level, square) may be overridden.
     """
 
@@ -60,15 +60,19 @@ class TileProvider(ABC):
     #: True when :meth:`read_tile_bgrx` fills a screen image directly (opaque tiles only)
     writes_bgrx: bool = False
 
-    @property
-    @abstractmethod
-    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
-        """(width, height) of each level in that level's pixels, finest first."""
+    def __init__(self, level_dimensions, level_downsamples) -> None:
+        self._dims = tuple((int(w), int(h)) for w, h in level_dimensions)
+        self._ds = tuple(float(d) for d in level_downsamples)
 
     @property
-    @abstractmethod
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """(width, height) of each level in that level's pixels, finest first."""
+        return self._dims
+
+    @property
     def level_downsamples(self) -> tuple[float, ...]:
         """Slide level-0 pixels per pixel of each level, increasing."""
+        return self._ds
 
     @abstractmethod
     def read_tile(self, level: int, col: int, row: int) -> np.ndarray:
@@ -161,18 +165,9 @@ class SlideTileProvider(TileProvider):
     writes_bgrx = True
 
     def __init__(self, reader: SlideReader, tile_size: int | None = None) -> None:
+        super().__init__(reader.level_dimensions, reader.level_downsamples)
         self.reader = reader
         self.tile_size = display_tile_size(reader) if tile_size is None else int(tile_size)
-        self._dims = tuple(tuple(d) for d in reader.level_dimensions)
-        self._ds = tuple(float(d) for d in reader.level_downsamples)
-
-    @property
-    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
-        return self._dims
-
-    @property
-    def level_downsamples(self) -> tuple[float, ...]:
-        return self._ds
 
     @property
     def extent(self) -> tuple[float, float]:

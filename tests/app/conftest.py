@@ -46,22 +46,13 @@ def gated_provider():
 
     class GatedProvider(TileProvider):
         def __init__(self, size=(4096, 4096), levels=3, tile_size=256, colour=(200, 30, 30)):
+            super().__init__([(size[0] >> i, size[1] >> i) for i in range(levels)], [2 ** i for i in range(levels)])
             self.tile_size = tile_size
-            self._dims = tuple((size[0] >> i, size[1] >> i) for i in range(levels))
-            self._ds = tuple(float(2 ** i) for i in range(levels))
             self.colour = colour
             self.gate = threading.Event()
             self.reads: list[tuple[int, int, int]] = []
             self.closed = False
             self._lock = threading.Lock()
-
-        @property
-        def level_dimensions(self):
-            return self._dims
-
-        @property
-        def level_downsamples(self):
-            return self._ds
 
         def read_tile(self, level, col, row):
             self.gate.wait(10)
