@@ -44,6 +44,7 @@ KEY_ZOOM = 1.5
 KEY_PAN_FRACTION = 0.2
 TILE_REPAINT_MS = 16  # arriving tiles repaint the view at most this often (~60 frames/s)
 ZOOM_SETTLE_MS = 150  # the zoom counts as settled (tiles get high-quality scaling) after this pause
+JUMP_WAIT_MS = 30  # after a jump the first frame waits this long for the view's tiles
 
 
 class SlideView(QWidget):
@@ -106,8 +107,17 @@ class SlideView(QWidget):
         self._settle_timer = QTimer(self)  # running while the zoom is changing
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(ZOOM_SETTLE_MS)
-        self._settle_timer.timeout.connect(self.update)
+        self._settle_timer.timeout.connect(self._zoom_settled)
         self._settled_scale = self.state.scale
+        # a jump (the new view shares nothing with the last frame) waits up to one frame for its
+        # tiles instead of painting a screenful of stretched stand-ins first: that frame costs
+        # 5-12 ms of the GUI thread, which holds Python's GIL while Qt paints and so also stalls
+        # the tile threads, and is replaced by the real tiles a few ms later
+        self._jump_timer = QTimer(self)
+        self._jump_timer.setSingleShot(True)
+        self._jump_timer.setInterval(JUMP_WAIT_MS)
+        self._jump_timer.timeout.connect(self._jump_wait_over)
+        self._last_frame: tuple[float, tuple[float, float, float, float]] | None = None  # (scale, rect)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(200, 150)
@@ -264,7 +274,10 @@ class SlideView(QWidget):
             ring = (rect[0] - span, rect[1] - span, rect[2] + span, rect[3] + span)
             visible = provider.tiles_in(level, rect)
             wanted = [(level, c, r) for c, r in visible]
-            self._on_screen.update(TileKey(layer.id, level, c, r) for c, r in visible)
+            on_screen = [TileKey(layer.id, level, c, r) for c, r in visible]
+            self._on_screen.update(on_screen)
+            for key in on_screen:  # tiles on screen are the last to be evicted, painted yet or not
+                self.cache.get(key)
             screen_bytes += 4 * len(visible) * provider.tile_size ** 2
             urgent += self._requests(layer, wanted)
             seen = set(visible)
@@ -277,9 +290,28 @@ class SlideView(QWidget):
             self.cache.max_bytes = 2 * screen_bytes
         self._prefetch = later if urgent else []
         self.loader.submit(urgent if urgent else later)
-        # the frame of stand-ins is painted after the tile threads have their work, not before
-        self.update()
+        # the frame of stand-ins is painted after the tile threads have their work, not before;
+        # after a jump, once its tiles are in or one frame interval has passed
+        if urgent and self._is_jump(rect):
+            if not self._jump_timer.isActive():
+                self._jump_timer.start()
+        else:
+            self._jump_timer.stop()
+            self.update()
         self._check_complete()
+
+    def _zoom_settled(self) -> None:
+        if not self._jump_timer.isActive():  # a jump's first frame is drawn settled anyway
+            self.update()  # tiles at their final quality
+
+    def _jump_wait_over(self) -> None:
+        self.update()  # the tiles that arrived and stand-ins for the others
+
+    def _is_jump(self, rect: tuple[float, float, float, float]) -> bool:
+        """True when ``rect`` (level-0 x0, y0, x1, y1) at the current zoom shares no area with
+        the last full frame's view at that zoom: nothing already on screen can stay."""
+        last = self._last_frame
+        return last is not None and last[0] == self.state.scale and not _intersects(rect, last[1])
 
     def _requests(self, layer: TileLayer, tiles: Iterable[tuple[int, int, int]]) -> list[TileRequest]:
         out = []
@@ -291,6 +323,8 @@ class SlideView(QWidget):
 
     def is_viewport_complete(self) -> bool:
         """True when every visible tile is loaded (or failed) at the level the zoom asks for."""
+        if not self._request_timer.isActive():  # the tiles on screen are those last asked for
+            return not any(self._needed(key) for key in self._on_screen)
         rect = self.visible_rect()
         for layer in self._visible_layers():
             level = self.level_for(layer)
@@ -314,6 +348,9 @@ class SlideView(QWidget):
     def _check_complete(self) -> None:
         if not self._complete_sent and self._layers and self.is_viewport_complete():
             self._complete_sent = True
+            if self._jump_timer.isActive():  # the jump's tiles are all in: its first frame now
+                self._jump_timer.stop()
+                self.update()
             if self._repaint_timer.isActive():  # show the last tiles now, not a frame later
                 self._repaint_timer.stop()
                 self._repaint_dirty()
@@ -357,7 +394,10 @@ class SlideView(QWidget):
         return QRect(left, top, math.ceil(bx) + 1 - left, math.ceil(by) + 1 - top)
 
     def _schedule_repaint(self, rect: QRect | None = None) -> None:
-        """Repaint ``rect`` (widget pixels; None: everything) at the next timed frame."""
+        """Repaint ``rect`` (widget pixels; None: everything) at the next timed frame (after a
+        jump: with the full frame that ends the wait)."""
+        if self._jump_timer.isActive():
+            return
         if rect is None:
             self._dirty_all = True
         else:
@@ -374,6 +414,7 @@ class SlideView(QWidget):
 
     # --- painting ---------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self._jump_timer.stop()  # whatever asked for this frame, it shows the jump
         self.state.device_pixel_ratio = self.devicePixelRatioF()
         painter = QPainter(self)
         if not self._layers:
@@ -421,6 +462,8 @@ class SlideView(QWidget):
             painter.restore()
         paint_scale_bar(painter, QRectF(self.rect()), self.mpp, self.state.scale)
         painter.end()
+        if full:
+            self._last_frame = (self.state.scale, rect)
         # a partial frame leaves the rest of the screen as the last frames drew it
         self._quality_frame = quality and (full or self._quality_frame)
         self._full_frame_due = self._full_frame_due and not full

@@ -305,3 +305,108 @@ def test_neighbours_are_prefetched_once_the_view_is_shown(qtbot, gated_provider)
     assert any(read[0] == level for read in later) and any(read[0] == level + 1 for read in later)
     assert set(provider.reads[: len(visible)]) == visible
     view.shutdown()
+
+
+def _logged_paints(view) -> list:
+    """Bounding rectangles of the frames ``view`` paints from now on."""
+    paints = []
+    paint_event = view.paintEvent
+
+    def logged(event):
+        paints.append(event.region().boundingRect())
+        paint_event(event)
+
+    view.paintEvent = logged
+    return paints
+
+
+def _view_at(qtbot, provider, centre, preview=None) -> SlideView:
+    """A shown 600x400 view of ``provider`` (gate open) at 4x the fitted zoom, centred on
+    ``centre``, complete and with its prefetching done."""
+    view = SlideView(cache_bytes=64 << 20, threads=1)
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    qtbot.waitExposed(view)
+    provider.gate.set()
+    view.add_layer(TileLayer(provider, "slide", preview=preview))
+    view.zoom_by(4.0)
+    view.center_on(*centre)
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    qtbot.waitUntil(lambda: view.loader.pending() == 0, timeout=5000)
+    qtbot.wait(300)  # the windows of earlier tests closed (their exposes are over)
+    return view
+
+
+def test_a_jump_is_painted_once_its_tiles_are_in(qtbot, gated_provider, monkeypatch):
+    """A jump (nothing of the last frame stays on screen) paints no frame of stretched
+    stand-ins while its tiles are being read within the wait: its first frame is complete."""
+    from lobule.app.slide import slide_view
+
+    monkeypatch.setattr(slide_view, "JUMP_WAIT_MS", 5000)
+    provider = gated_provider(colour=(200, 30, 30))
+    view = _view_at(qtbot, provider, (800, 800), preview=np.full((64, 64, 3), (30, 30, 200), np.uint8))
+    provider.gate.clear()
+    asked = []  # frames the view asks for (the window system may still ask for others)
+    update = view.update
+    view.update = lambda *args: (asked.append(args), update(*args))
+    view.center_on(3200, 3200)  # 2400 px away: the old and new views share nothing
+    qtbot.wait(200)
+    assert asked == [] and not view.is_viewport_complete()
+    provider.gate.set()
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    assert asked[0] == ()  # one full frame once every tile is in
+    assert _at(view, 300, 200) == (200, 30, 30)
+    view.shutdown()
+
+
+def test_a_slow_jump_shows_stand_ins_after_the_wait(qtbot, gated_provider, monkeypatch):
+    from lobule.app.slide import slide_view
+
+    monkeypatch.setattr(slide_view, "JUMP_WAIT_MS", 40)
+    provider = gated_provider(colour=(200, 30, 30))
+    view = _view_at(qtbot, provider, (800, 800), preview=np.full((64, 64, 3), (30, 30, 200), np.uint8))
+    provider.gate.clear()
+    paints = _logged_paints(view)
+    view.center_on(3200, 3200)
+    qtbot.waitUntil(lambda: bool(paints), timeout=2000)  # the wait is over: never stuck on the old view
+    assert not view.is_viewport_complete()
+    assert _at(view, 300, 200) == (30, 30, 200)  # the stretched preview stands in
+    provider.gate.set()
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    assert _at(view, 300, 200) == (200, 30, 30)
+    view.shutdown()
+
+
+def test_cached_tiles_of_a_jump_are_not_evicted_before_they_are_shown(qtbot, gated_provider, monkeypatch):
+    """Regression: after a jump the frame waits for the missing tiles; the cached tiles of the
+    new view must not be pushed out by those arrivals (the view then never completed)."""
+    from lobule.app.slide import slide_view
+    from lobule.app.slide.tile_layer import TileKey
+
+    monkeypatch.setattr(slide_view, "JUMP_WAIT_MS", 5000)  # no frame touches them before
+    provider = gated_provider()
+    view = _view_at(qtbot, provider, (800, 800))
+    layer = view.layers[0]
+    view.center_on(3200, 3200)
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    qtbot.waitUntil(lambda: view.loader.pending() == 0, timeout=5000)
+    level = view.level_for(layer)
+    span = provider.tile_size * provider.level_downsamples[level]
+    target = (800 + 2 * span, 800)  # two tile columns right of the first view: partly cached
+    x, y = target
+    half_w, half_h = (view.visible_rect()[2] - view.visible_rect()[0]) / 2, (view.visible_rect()[3] - view.visible_rect()[1]) / 2
+    keys = [TileKey(layer.id, level, c, r)
+            for c, r in provider.tiles_in(level, (x - half_w, y - half_h, x + half_w, y + half_h))]
+    cached = [key for key in keys if key in view.cache]
+    assert 0 < len(cached) < len(keys)
+    for key in cached:  # filed as least recently used, as prefetched tiles are
+        image = view.cache.peek(key)
+        view.cache.put(key, image, image.sizeInBytes(), recent=False)
+    screen = 4 * len(keys) * provider.tile_size ** 2
+    assert view.cache.nbytes >= 2 * screen
+    view.cache.max_bytes = view.cache.nbytes  # full: every arrival evicts
+    view.center_on(*target)
+    qtbot.waitUntil(view.is_viewport_shown, timeout=5000)
+    assert all(key in view.cache for key in keys)
+    view.shutdown()
