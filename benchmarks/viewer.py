@@ -19,7 +19,10 @@ each jump's wall time it prints the CPU time the process spent on it (decoding t
 thread together): on a machine shared with other jobs the wall time mostly measures the wait for
 a core, while the CPU time divided by the cores is what an idle machine of that speed would need
 at best. It also prints how many tiles were read during a jump (the tiles on screen that were
-not cached yet; the prefetching of neighbours starts once the view is complete).
+not cached yet; the prefetching of neighbours starts once the view is complete), and the floor
+such a jump has on this machine: those tiles' decoding (one thread's time per tile divided by
+the speed-up the tile threads actually get together: two virtual cores need not give two
+cores' throughput) plus one frame.
 
 Usage::
 
@@ -154,6 +157,42 @@ def zooming_paint_ms(app, view, repeats: int = 30) -> list[float]:
     return out
 
 
+def decode_ms(provider, level: int, threads: int, count: int = 96) -> tuple[float, float]:
+    """(ms per tile on one thread, throughput of ``threads`` threads / one thread) for reading
+    ``count`` whole tiles of ``level`` from the middle of the slide straight into screen images,
+    as the tile threads do (warm OS cache). The floor of a jump that reads n tiles is about
+    n * ms / speedup, plus one frame: what the decoding alone needs on this machine's cores."""
+    import threading
+
+    cols, rows = provider.grid_shape(level)
+    rng = np.random.default_rng(level)
+    tiles = [(int(c), int(r)) for c, r in zip(rng.integers(cols // 4, max(cols // 4 + 1, 3 * cols // 4), count),
+                                               rng.integers(rows // 4, max(rows // 4 + 1, 3 * rows // 4), count))]
+    size = provider.tile_size
+
+    def read(part) -> None:
+        out = np.empty((size, size, 4), np.uint8)
+        for col, row in part:
+            if provider.tile_shape(level, col, row) == (size, size):
+                provider.read_tile_bgrx(level, col, row, out)
+
+    read(tiles)  # file pages and decoder warm
+    ones, manys = [], []
+    for _ in range(5):  # alternated: a machine whose speed drifts shifts both alike
+        start = time.perf_counter()
+        read(tiles)
+        ones.append(time.perf_counter() - start)
+        workers = [threading.Thread(target=read, args=(tiles,)) for _ in range(threads)]
+        start = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        manys.append(time.perf_counter() - start)
+    one, many = statistics.median(ones), statistics.median(manys)
+    return one / count * 1000, threads * one / many
+
+
 def fmt(values: list[float]) -> str:
     values = sorted(values)
     p90 = values[min(len(values) - 1, int(round(0.9 * (len(values) - 1))))]
@@ -189,12 +228,16 @@ def bench_slide(app, path: Path, magnifications, jumps: int, threads: int, tile_
             read.append(view.loader.loaded - loaded)
         painted = paint_ms(app, view)
         zooming = zooming_paint_ms(app, view)
+        per_tile, speedup = decode_ms(layer.provider, level, threads)
+        floor = statistics.median(read) * per_tile / speedup + statistics.median(painted)
         print(f"  {magnification:5.3g}x (level {level}, ds {ds:g}, view ds {view.state.downsample:.3g}, "
               f"{statistics.median(tiles):.0f} tiles of {layer.provider.tile_size} px, "
               f"{statistics.median(read):.0f} read during a jump; the others were cached):\n"
               f"      jump {fmt(times)}  ratio {statistics.median(times) / TARGET_JUMP_MS:.2f};  "
               f"CPU per jump median {statistics.median(cpu):.1f} ms (/{threads} cores: "
               f"{statistics.median(cpu) / threads:.1f} ms)\n"
+              f"      decoding a tile {per_tile:.2f} ms on one thread, {threads} threads decode {speedup:.2f}x as fast: "
+              f"a jump reading {statistics.median(read):.0f} tiles needs >= {floor:.1f} ms with its frame\n"
               f"      paint {fmt(painted)}  ratio {statistics.median(painted) / TARGET_PAINT_MS:.2f};  "
               f"while zooming {fmt(zooming)}  ratio {statistics.median(zooming) / TARGET_PAINT_MS:.2f}")
     view.shutdown()
