@@ -229,6 +229,19 @@ def _screen(view) -> np.ndarray:
     return data[:, : image.width() * 3].reshape(image.height(), image.width(), 3).copy()
 
 
+def _logged_paints(view) -> list:
+    """Bounding rectangles of the frames ``view`` paints from now on."""
+    paints = []
+    paint_event = view.paintEvent
+
+    def logged(event):
+        paints.append(event.region().boundingRect())
+        paint_event(event)
+
+    view.paintEvent = logged
+    return paints
+
+
 def test_arriving_tiles_repaint_only_their_area(qtbot, gated_provider):
     """Tiles arriving one by one repaint only their rectangles; once the view is shown complete
     the screen holds exactly what a full repaint draws (every tile its own colour)."""
@@ -249,14 +262,7 @@ def test_arriving_tiles_repaint_only_their_area(qtbot, gated_provider):
     view.resize(640, 480)
     view.show()
     qtbot.waitExposed(view)
-    paints = []
-    paint_event = view.paintEvent
-
-    def logged(event):
-        paints.append(event.region().boundingRect())
-        paint_event(event)
-
-    view.paintEvent = logged
+    paints = _logged_paints(view)
     provider = OneByOne()
     view.add_layer(TileLayer(provider, "slide", preview=np.full((64, 64, 3), 128, np.uint8)))
     view.zoom_by(4.0)
@@ -305,19 +311,6 @@ def test_neighbours_are_prefetched_once_the_view_is_shown(qtbot, gated_provider)
     assert any(read[0] == level for read in later) and any(read[0] == level + 1 for read in later)
     assert set(provider.reads[: len(visible)]) == visible
     view.shutdown()
-
-
-def _logged_paints(view) -> list:
-    """Bounding rectangles of the frames ``view`` paints from now on."""
-    paints = []
-    paint_event = view.paintEvent
-
-    def logged(event):
-        paints.append(event.region().boundingRect())
-        paint_event(event)
-
-    view.paintEvent = logged
-    return paints
 
 
 def _view_at(qtbot, provider, centre, preview=None) -> SlideView:
