@@ -116,8 +116,9 @@ class DeepLabV3Plus(nn.Module):
         self.decoder = DeepLabDecoder(self.backbone.out_channels[0], head_channels, num_classes,
                                       low_level_channels, head_channels)
         self.upsample = nn.ConvTranspose2d(num_classes, num_classes, 4, stride=2, padding=1, bias=False)
-        with torch.no_grad():
-            self.upsample.weight.copy_(bilinear_upsampling_kernel(num_classes, 2))
+        if not self.upsample.weight.is_meta:  # a shape-only skeleton has no values (see ResNet._init_weights)
+            with torch.no_grad():
+                self.upsample.weight.copy_(bilinear_upsampling_kernel(num_classes, 2))
         self.arguments: dict[str, Any] = {
             "num_classes": num_classes, "depth": depth, "base_width": base_width, "in_channels": in_channels,
             "output_stride": output_stride, "head_channels": head_channels, "low_level_channels": low_level_channels,

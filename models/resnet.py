@@ -161,6 +161,11 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:
+        if next(self.parameters()).is_meta:
+            # a shape-only skeleton (checkpoint loading checks shapes on one): nothing to draw, and
+            # random init on the meta device runs through torch's Python reference ops, whose
+            # first use imports about 3 s of torch's compiler stack
+            return
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")

@@ -71,3 +71,21 @@ def test_backbone_loads_resnet_weights_and_rejects_another_depth():
         model.load_backbone_state(build_resnet(34, base_width=8).state_dict())
     with pytest.raises(CheckpointError, match=r"conv1.weight has shape \(16, 3, 7, 7\)"):
         model.load_backbone_state(build_resnet(18, base_width=16).state_dict())
+
+
+def test_a_meta_skeleton_has_the_real_shapes_and_a_real_build_is_initialised():
+    """Checkpoint loading checks shapes on a meta-device skeleton, which skips the value
+    initialisations; a model built for real still gets them (He init, zeroed last BN of each
+    residual branch, the bilinear upsampling kernel)."""
+    from lobule.models.aspp import bilinear_upsampling_kernel
+
+    with torch.device("meta"):
+        skeleton = create_model("deformable_deeplabv3plus", **SMALL)
+    model = create_model("deformable_deeplabv3plus", **SMALL)
+    assert all(t.is_meta for t in skeleton.state_dict().values())
+    assert {k: t.shape for k, t in skeleton.state_dict().items()} == {k: t.shape for k, t in model.state_dict().items()}
+    torch.testing.assert_close(model.upsample.weight, bilinear_upsampling_kernel(7, 2))
+    assert 0.01 < float(model.backbone.conv1.weight.std()) < 1.0
+    backbone = model.backbone
+    stages = (backbone.layer1, backbone.layer2, backbone.layer3, backbone.layer4)
+    assert all(float(block.bn2.weight.abs().sum()) == 0.0 for stage in stages for block in stage)
