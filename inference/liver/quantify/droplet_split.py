@@ -8,6 +8,12 @@ basin per regional maximum of the distance that stands at least ``h`` above its 
 basins meet are cleared, so an 8-connected labelling of the result gives one component per
 droplet and the cut is at most two pixels wide (area measures use the class pixel counts, not
 the components, so steatosis percentages do not change).
+
+A maximum is an 8-connected plateau (the reconstruction behind h-maxima uses the 3 x 3
+neighbourhood), so markers are labelled 8-connected: a small droplet whose top is two diagonal
+pixels of equal height is one droplet (labelled 4-connected it became two, and counts rose:
+on the Polito validation tiles the count error fell from 13.9 to 13.1 per tile with this, on the
+ISBI training tiles from 53.0 to 47.7).
 """
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from scipy import ndimage as ndi
 
 #: height (um) a distance-transform maximum must stand above its saddle to start its own droplet
 DEFAULT_H_UM = 1.0
+_EIGHT = np.ones((3, 3), bool)
 
 
 def droplet_pieces(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> tuple[np.ndarray, int]:
@@ -44,16 +51,34 @@ def droplet_pieces(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> 
         raise ValueError(f"expected a 2-D mask, got shape {mask.shape}")
     if not np.isfinite(mpp) or mpp <= 0:
         raise ValueError(f"mpp must be positive, not {mpp}")
+    pieces = np.zeros(mask.shape, np.int32)
     if not mask.any():
-        return np.zeros(mask.shape, np.int32), 0
+        return pieces, 0
+    h = max(1.0, h_um / mpp)
     distance = ndi.distance_transform_edt(mask)
-    markers, count = ndi.label(h_maxima(distance, max(1.0, h_um / mpp)))
-    pieces = watershed(-distance, markers, mask=mask).astype(np.int32) if count else np.zeros(mask.shape, np.int32)
-    rest = mask & (pieces == 0)  # components too shallow for a marker
-    if rest.any():
-        extra, more = ndi.label(rest, structure=np.ones((3, 3), bool))
-        pieces[rest] = extra[rest] + count
-        count += more
+    components, n = ndi.label(mask, structure=_EIGHT)
+    peaks = ndi.maximum(distance, components, np.arange(1, n + 1))
+    count = 0
+    # Component by component, on its bounding box: the same maxima and basins as on the whole
+    # window (components touch only through background, where the distance is 0), without
+    # sorting every pixel of the window; a component whose distance never reaches h + 1 cannot
+    # hold two maxima standing h above a saddle (>= 1 inside the mask): it is one piece.
+    for index, box in enumerate(ndi.find_objects(components)):
+        own = components[box] == index + 1
+        if peaks[index] < h + 1:
+            count += 1
+            pieces[box][own] = count
+            continue
+        local = np.where(own, distance[box], 0.0)
+        markers, found = ndi.label(h_maxima(local, h), structure=_EIGHT)
+        basins = watershed(-local, markers, mask=own) if found else np.zeros(own.shape, np.int32)
+        rest = own & (basins == 0)  # parts too shallow for a marker (or cut off diagonally)
+        if rest.any():
+            extra, more = ndi.label(rest, structure=_EIGHT)
+            basins = np.where(rest, extra + found, basins)
+            found += more
+        pieces[box][own] = basins[own] + count
+        count += found
     return pieces, count
 
 
