@@ -112,12 +112,25 @@ def compact_geometry(geometry, tolerance: float):
     """``geometry`` (Polygon or MultiPolygon, level-0 px) with outlines simplified within
     ``tolerance`` level-0 px and coordinates rounded to :data:`DECIMALS` decimals.
 
-    Each polygon is simplified on its own, topology preserved (its holes stay inside it),
-    vectorised over the parts: a class outline of a whole slide has thousands of parts, and
-    simplifying the whole MultiPolygon at once takes minutes. The precision reducer then keeps
-    every part valid and drops parts that would vanish. Returns a Polygon or MultiPolygon."""
+    Each ring (shell or hole) is simplified on its own by plain Douglas-Peucker (GEOS
+    ``simplify``), vectorised over all rings of all parts (a class outline of a whole slide has
+    thousands of parts and holes); a ring that would collapse is kept as it is, so no part and no
+    hole is lost. Where the rings simplified apart no longer make a valid polygon (a hole
+    crossing its shell), that part is simplified again with topology preserved. Both stay within
+    ``tolerance``. The topology-preserving simplifier alone took 7 s for the parenchyma outline
+    of the 0.6 mm^2 demo slide (a polygon with a hole per nucleus); ring by ring it takes a few
+    tenths. The precision reducer then keeps every part valid and drops parts that would vanish.
+    Returns a Polygon or MultiPolygon."""
     parts = shapely.get_parts(geometry)
-    reduced = shapely.set_precision(shapely.simplify(parts, tolerance, preserve_topology=True), 10.0 ** -DECIMALS)
+    rings, owner = shapely.get_rings(parts, return_index=True)
+    simple = shapely.simplify(rings, tolerance, preserve_topology=False)
+    collapsed = shapely.is_empty(simple) | (shapely.get_num_coordinates(simple) < 4)
+    simple[collapsed] = rings[collapsed]
+    simplified = shapely.polygons(simple, indices=owner)
+    redo = ~shapely.is_valid(simplified)
+    if redo.any():
+        simplified[redo] = shapely.simplify(parts[redo], tolerance, preserve_topology=True)
+    reduced = shapely.set_precision(simplified, 10.0 ** -DECIMALS)
     polygons = shapely.get_parts(reduced[~shapely.is_empty(reduced)])
     polygons = polygons[shapely.get_type_id(polygons) == 3]  # 3: Polygon
     return polygons[0] if len(polygons) == 1 else shapely.multipolygons(polygons)
