@@ -99,3 +99,19 @@ def test_ffa_predict_refuses_openvino_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "runtime openvino is not available for ffa-cnp" in err
     assert not out.exists()
+
+
+def test_loading_the_shipped_models_does_not_pull_in_torchs_compiler():
+    """The meta-device skeleton that checks a checkpoint's shapes must not run value
+    initialisations: on meta they go through torch's Python reference ops, whose first use
+    imports torch's compiler stack (~3 s at every model load). Checked for every shipped card in a
+    fresh interpreter, so any model that initialises values on meta is caught."""
+    import subprocess
+    import sys
+
+    code = ("import glob, sys\nfrom lobule.models.checkpoint import load_checkpoint\n"
+            "from lobule.resources import MODELS_DIR\n"
+            "for card in sorted(glob.glob(str(MODELS_DIR / '*.json'))): load_checkpoint(card)\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

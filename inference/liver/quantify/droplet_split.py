@@ -59,9 +59,10 @@ def droplet_pieces(mask: np.ndarray, mpp: float, h_um: float = DEFAULT_H_UM) -> 
     components, n = ndi.label(mask, structure=_EIGHT)
     peaks = ndi.maximum(distance, components, np.arange(1, n + 1))
     count = 0
-    # Component by component, on its bounding box: the same maxima and basins as on the whole
-    # window (components touch only through background, where the distance is 0), without
-    # sorting every pixel of the window; a component whose distance never reaches h + 1 cannot
+    # Component by component, on its bounding box: the same maxima as on the whole window
+    # (components touch only through background, where the distance is 0) and the same basins
+    # up to how the watershed breaks ties (0.08 % of the cut pixels moved on 84 real masks),
+    # without sorting every pixel of the window; a component whose distance never reaches h + 1 cannot
     # hold two maxima standing h above a saddle (>= 1 inside the mask): it is one piece.
     for index, box in enumerate(ndi.find_objects(components)):
         own = components[box] == index + 1
